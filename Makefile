@@ -1,0 +1,38 @@
+# fer-edge: `make run` starts the daemon, `make test` runs the tests; each sets up what it needs.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SOURCE ?= 0
+DATA ?= ../shared/data/fer2013
+RUN ?= runs/compact
+
+.PHONY: run test benchmark train quantize mosquitto clean
+
+$(VENV)/.edge: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.edge
+	$(PY) -m pip install -q -e ".[train,dev]"
+	touch $@
+
+run: $(VENV)/.edge  ## the daemon on camera 0, or SOURCE=clip/URL; events on the terminal
+	$(VENV)/bin/fer-edge --source "$(SOURCE)" --print $(ARGS)
+
+benchmark: $(VENV)/.edge
+	$(VENV)/bin/fer-edge --benchmark --source "$(SOURCE)" $(ARGS)
+
+mosquitto:  ## the broker the MQTT tests start on a free loopback port
+	command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null; }
+
+test: $(VENV)/.dev mosquitto
+	$(PY) -m pytest -q $(ARGS)
+
+train: $(VENV)/.dev  ## the shipped model's recipe (resumable: re-run to continue)
+	$(VENV)/bin/fer-train fit --data $(DATA) --run $(RUN) --epochs 50
+	$(VENV)/bin/fer-quantize $(RUN) --data $(DATA) --out models/fer_int8.tflite
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache

@@ -1,0 +1,1 @@
+"""fer-edge: real-time facial emotion recognition daemon for the Raspberry Pi (no TensorFlow)."""

@@ -1,0 +1,110 @@
+"""`fer-edge --benchmark`: the real pipeline on a clip, timed per stage, as a table or one JSON object."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.classifier import Classifier
+from edge.detector import FaceDetector
+from edge.pipeline import Pipeline
+from edge.service import RunOptions, make_publishers, resolve_config
+from edge.sources import Grabber, open_source
+from edge.stats import rss_mb
+
+DEFAULT_FPS = 30.0
+DEFAULT_SECONDS = 20.0
+
+
+def synthetic_clip(path: Path, frames: int = 300, size: tuple[int, int] = (640, 360)) -> Path:
+    """A faceless moving-pattern clip: measures capture and detection when nobody is there."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), DEFAULT_FPS, size)
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 255, (size[1], size[0], 3), np.uint8)
+    for i in range(frames):
+        writer.write(np.roll(base, 4 * i, axis=1))
+    writer.release()
+    return path
+
+
+def interpreter_latency(model: Path, threads: int, faces: int = 1, runs: int = 200) -> float:
+    """Median ms of one invoke on `faces` random faces with `threads` interpreter threads."""
+    clf = Classifier(model, num_threads=threads)
+    x = np.random.default_rng(0).integers(0, 255, (faces, *clf.input_size), np.uint8)
+    clf.logits(x)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        clf.logits(x)
+        times.append(time.perf_counter() - t0)
+    return round(float(np.median(times)) * 1000, 4)
+
+
+def run_benchmark(opts: RunOptions) -> dict:
+    overrides = {"pacer.fps": DEFAULT_FPS, **opts.overrides}
+    tmp = None
+    if "source.uri" not in overrides:
+        tmp = tempfile.TemporaryDirectory()
+        overrides["source.uri"] = str(synthetic_clip(Path(tmp.name) / "synthetic.avi"))
+    if opts.duration:
+        overrides["source.loop"] = True
+    cfg = resolve_config(RunOptions(opts.config_path, overrides))
+    classifier = Classifier(cfg.model.path, num_threads=cfg.model.num_threads)
+    grabber = Grabber(open_source(cfg.source), realtime=cfg.source.realtime, backoff=cfg.source.reopen_backoff_s)
+    publishers = make_publishers(cfg, print_events=False, labels=classifier.labels)
+    pipeline = Pipeline(cfg, grabber, FaceDetector(cfg.detector), classifier, publishers)
+    rss_start = rss_mb()
+    for p in publishers:
+        p.start()
+    grabber.start()
+    try:
+        ended = pipeline.run(threading.Event(), opts.max_frames,
+                             opts.duration or (None if opts.max_frames else DEFAULT_SECONDS))
+    finally:
+        grabber.stop()
+        for p in publishers:
+            p.close()
+        if tmp:
+            tmp.cleanup()
+    result = {"source": "synthetic (no faces)" if tmp else cfg.source.uri, "ended": ended,
+              "model": str(cfg.model.path), **pipeline.snapshot()}
+    result["rss_mb_start"] = round(rss_start, 1)
+    result["rss_growth_mb"] = round(result["rss_mb"] - rss_start, 1)
+    threads = os.cpu_count() or 1
+    result["interpreter_ms_1face_1thread"] = interpreter_latency(cfg.model.path, 1)
+    result[f"interpreter_ms_1face_{threads}threads"] = interpreter_latency(cfg.model.path, threads)
+    result["interpreter_ms_4faces_1thread"] = interpreter_latency(cfg.model.path, 1, faces=4)
+    return result
+
+
+def table(r: dict) -> str:
+    lines = [f"source: {r['source']} ({r['ended']}), model: {r['model']}",
+             f"frames {r['frames']}, FPS target {r['fps_target'] or 'max'}: processed {r['fps_processed']}, "
+             f"skipped {r['fps_skipped']} (pacer {r['frames_skipped']}, grabber {r['frames_dropped']})",
+             f"faces/frame {r['faces_per_frame']}, frames with a face {r['frames_with_faces']:.1%}, events {r['events']}, "
+             f"first event {r['first_event_s']} s",
+             "", f"{'stage':<10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"]
+    for stage in ("capture", "detect", "classify", "track", "publish"):
+        vals = [r[f"{stage}_ms_p{q}"] for q in (50, 95, 99)]
+        lines.append(f"{stage:<10}" + "".join(f"{v:>9.3f}" if v is not None else f"{'-':>9}" for v in vals))
+    lines += ["",
+              f"classify per face p50 {r['classify_ms_per_face_p50']} ms; capture->event latency p95 {r['latency_ms_p95']} ms",
+              f"CPU {r['cpu_percent']} %, RSS {r['rss_mb']} MB (peak {r['rss_mb_peak']}, growth {r['rss_growth_mb']})",
+              "interpreter alone: " + ", ".join(f"{k.removeprefix('interpreter_ms_')} {v} ms"
+                                                for k, v in r.items() if k.startswith("interpreter_ms_"))]
+    if r["source"].startswith("synthetic"):
+        lines.append("note: the synthetic clip has no faces; pass --source CLIP for classify/track/event numbers")
+    return "\n".join(lines)
+
+
+def benchmark(opts: RunOptions, as_json: bool = False) -> int:
+    result = run_benchmark(opts)
+    print(json.dumps(result) if as_json else table(result))
+    return 0

@@ -1,0 +1,105 @@
+"""`fer-edge`: argument parsing only; the work lives in service, predict, benchmark and install."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+CONFIG_ENV = "FER_EDGE_CONFIG"
+SOURCE_ENV = "FER_EDGE_SOURCE"
+CONFIG_SEARCH = (Path("config.yaml"), Path("/etc/fer-edge/config.yaml"))
+
+EXAMPLE = """examples:
+  fer-edge --print                                   camera 0, events as JSON lines
+  fer-edge --source ../shared/data/videos/woman2.mp4 --print
+  fer-edge --check-config --config /etc/fer-edge/config.yaml
+  fer-edge predict face.jpg --out annotated.jpg
+  fer-edge --benchmark --source clip.mp4 --json
+  sudo fer-edge install-service"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fer-edge", description="Real-time facial emotion recognition daemon.",
+                                epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", type=Path, help=f"config YAML (default: ${CONFIG_ENV}, ./config.yaml, "
+                   "/etc/fer-edge/config.yaml, else built-in defaults)")
+    p.add_argument("--source", help=f"camera index, /dev/videoN, video file, URL or 'picamera' (env ${SOURCE_ENV})")
+    p.add_argument("--model", type=Path, help="int8 .tflite (its card is the .json beside it)")
+    p.add_argument("--fps", type=float, help="FPS target; 0 = as fast as possible (a file is then not paced)")
+    p.add_argument("--print", action="store_true", help="print events and state as JSON lines on stdout")
+    p.add_argument("--max-frames", type=int, help="stop after N processed frames")
+    p.add_argument("--duration", type=float, help="stop after S seconds")
+    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument("--check-config", action="store_true", help="validate the config and exit")
+    p.add_argument("--benchmark", action="store_true", help="measure per-stage latency on a clip and exit")
+    p.add_argument("--json", action="store_true", help="with --benchmark: one JSON object instead of a table")
+    sub = p.add_subparsers(dest="command")
+    pr = sub.add_parser("predict", help="emotions of the faces in still images")
+    pr.add_argument("images", nargs="+", type=Path)
+    pr.add_argument("--out", type=Path, help="annotated copy (one image) or folder (several)")
+    ins = sub.add_parser("install-service", help="install the systemd unit and default config (root)")
+    ins.add_argument("--root", type=Path, default=Path("/"), help="install under this root (for packaging)")
+    ins.add_argument("--no-enable", action="store_true", help="do not run systemctl enable --now")
+    return p
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    out = {}
+    source = args.source or os.environ.get(SOURCE_ENV)
+    if source:
+        out["source.uri"] = source
+    if args.model:
+        out["model.path"] = args.model
+    if args.fps is not None:
+        out["pacer.fps"] = args.fps
+        if args.fps == 0:
+            out["source.realtime"] = False
+    if args.log_level:
+        out["logging.level"] = args.log_level
+    return out
+
+
+def _config_path(args: argparse.Namespace) -> Path | None:
+    if args.config:
+        return args.config
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    return next((p for p in CONFIG_SEARCH if p.is_file()), None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    from edge.service import SETUP_ERRORS, Daemon, RunOptions, resolve_config
+
+    opts = RunOptions(_config_path(args), _overrides(args), args.print, args.max_frames, args.duration)
+    try:
+        if args.check_config:
+            resolve_config(opts)
+            print(f"{opts.config_path or 'built-in defaults'}: OK")
+            return 0
+        if args.command == "predict":
+            from edge.predict import predict_images
+            return predict_images(resolve_config(opts), args.images, args.out)
+        if args.command == "install-service":
+            from edge.install import install_service
+            return install_service(args.root, enable=not args.no_enable)
+        if args.benchmark:
+            from edge.benchmark import benchmark
+            return benchmark(opts, as_json=args.json)
+        return Daemon(opts).run()
+    except SETUP_ERRORS as e:
+        print(f"fer-edge: error: {e}", file=sys.stderr)
+        if "camera" in str(e) and not args.source:
+            print("fer-edge: no camera? pass a clip or stream: fer-edge --source ../shared/data/videos/woman2.mp4 --print",
+                  file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

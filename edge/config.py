@@ -1,0 +1,162 @@
+"""The typed schema of config.yaml: defaults, documentation and one-line validation errors.
+
+Every field is documented here and in the commented reference config.yaml at the repo root.
+Unknown keys and wrong types are errors naming the file and the key path.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+REPO_MODEL = Path(__file__).resolve().parent.parent / "models" / "fer_int8.tflite"
+PASSWORD_ENV = "FER_EDGE_MQTT_PASSWORD"
+
+
+class ConfigError(Exception):
+    """A config that cannot be used, with a one-line message naming the file and key."""
+
+
+def sanitize_id(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_") or "fer-edge"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SourceConfig(_Section):
+    kind: Literal["auto", "opencv", "picamera2"] = Field(
+        "auto", description="auto: picamera2 when uri is 'picamera' or '0' on a Pi with picamera2, else OpenCV")
+    uri: str = Field("0", description="camera index, /dev/videoN, video file, rtsp:// or http:// URL, or 'picamera'")
+    loop: bool = Field(False, description="restart a video file at its end instead of stopping")
+    realtime: bool = Field(True, description="play a video file at its own FPS, like a camera (false: as fast as possible)")
+    width: int | None = Field(None, gt=0, description="requested capture width (cameras)")
+    height: int | None = Field(None, gt=0, description="requested capture height (cameras)")
+    reopen_backoff_s: tuple[float, float] = Field((1.0, 30.0), description="first and max delay between camera reopen attempts")
+
+
+class ModelSection(_Section):
+    path: Path = Field(REPO_MODEL, description="int8 .tflite; its card is the .json beside it")
+    num_threads: int = Field(1, ge=1, le=16, description="interpreter threads")
+
+
+class DetectorConfig(_Section):
+    cascade: Path | None = Field(None, description="Haar cascade XML (default: OpenCV's haarcascade_frontalface_default.xml)")
+    detect_width: int = Field(320, ge=80, description="frames are downscaled to this width for full detection")
+    min_face: int = Field(48, ge=16, description="smallest face, in pixels of the original frame")
+    scale_factor: float = Field(1.15, gt=1.0, le=2.0)
+    min_neighbors: int = Field(5, ge=1)
+    roi_margin: float = Field(0.5, ge=0.0, le=2.0, description="search margin around a known face for cheap re-detection, as a fraction of its size")
+    crop_margin: float = Field(0.0, ge=0.0, le=0.5, description="margin added around the Haar box before the crop (the model expects none)")
+    full_every: int = Field(10, ge=1, description="at most this many frames between full-frame detections")
+
+
+class TrackerConfig(_Section):
+    iou_match: float = Field(0.3, gt=0.0, lt=1.0, description="IoU needed to continue a track")
+    expire_s: float = Field(1.0, gt=0.0, description="a track unseen this long is dropped")
+    smoothing_s: float = Field(0.5, ge=0.0, description="time constant of the probability EMA")
+    hysteresis: float = Field(0.1, ge=0.0, le=1.0, description="a new emotion must beat the current one by this margin")
+    min_confidence: float = Field(0.35, ge=0.0, le=1.0, description="smoothed score an emotion needs to be reported")
+
+
+class PacerConfig(_Section):
+    fps: float = Field(15.0, ge=0.0, description="processed frames per second to aim for; 0 = as fast as possible")
+
+
+class TLSConfig(_Section):
+    ca: Path | None = Field(None, description="CA certificate file (enables TLS)")
+    cert: Path | None = Field(None, description="client certificate")
+    key: Path | None = Field(None, description="client key")
+    insecure: bool = Field(False, description="skip hostname verification (testing only)")
+
+
+class DiscoveryConfig(_Section):
+    enabled: bool = Field(True, description="publish Home Assistant MQTT discovery")
+    prefix: str = Field("homeassistant", description="Home Assistant discovery prefix")
+    remove: bool = Field(False, description="publish empty retained configs to remove the entities, then exit")
+
+
+class MQTTConfig(_Section):
+    enabled: bool = Field(False, description="publish to an MQTT broker")
+    host: str = "localhost"
+    port: int = Field(1883, ge=1, le=65535)
+    topic_prefix: str = Field("fer-edge", pattern=r"^[^#+]+$")
+    device_id: str = Field(default_factory=lambda: sanitize_id(socket.gethostname()), pattern=r"^[A-Za-z0-9_-]+$")
+    qos: Literal[0, 1, 2] = 1
+    keepalive: int = Field(30, ge=5, le=3600)
+    username: str | None = None
+    password_file: Path | None = Field(None, description=f"file holding the password (or set ${PASSWORD_ENV})")
+    tls: TLSConfig = TLSConfig()
+    discovery: DiscoveryConfig = DiscoveryConfig()
+    buffer_size: int = Field(1000, ge=1, description="events kept while the broker is unreachable (oldest dropped)")
+    stats_interval_s: float = Field(30.0, gt=0.0)
+    publish_images: bool = Field(False, description="attach face crops to events (off: no image data leaves the device)")
+
+    @field_validator("password_file")
+    @classmethod
+    def _readable(cls, v: Path | None) -> Path | None:
+        if v is not None and not v.is_file():
+            raise ValueError(f"password file {v} does not exist")
+        return v
+
+    def password(self) -> str | None:
+        if self.password_file is not None:
+            return self.password_file.read_text().strip()
+        return os.environ.get(PASSWORD_ENV)
+
+
+class LoggingConfig(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class ServiceConfig(_Section):
+    max_failures: int = Field(5, ge=1, description="consecutive fatal loop errors before exiting non-zero")
+    status_interval_s: float = Field(5.0, gt=0.0, description="how often systemd STATUS= is refreshed")
+
+
+class Config(_Section):
+    source: SourceConfig = SourceConfig()
+    model: ModelSection = ModelSection()
+    detector: DetectorConfig = DetectorConfig()
+    tracker: TrackerConfig = TrackerConfig()
+    pacer: PacerConfig = PacerConfig()
+    mqtt: MQTTConfig = MQTTConfig()
+    logging: LoggingConfig = LoggingConfig()
+    service: ServiceConfig = ServiceConfig()
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> "Config":
+        tls = self.mqtt.tls
+        if (tls.cert is None) != (tls.key is None):
+            raise ValueError("mqtt.tls.cert and mqtt.tls.key go together")
+        return self
+
+
+def load_config(path: Path | None) -> Config:
+    """Read and validate a YAML config; `None` gives the defaults. Relative paths are kept as given."""
+    if path is None:
+        return Config()
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"{path}: cannot read YAML: {' '.join(str(e).split())}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        more = f" (+{len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
+        raise ConfigError(f"{path}: {where}: {msg}{more}") from None

@@ -1,0 +1,103 @@
+"""The run loop: latest frame -> pacer -> detect -> classify -> track -> publish."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from edge.classifier import Classifier, crop_faces
+from edge.config import Config
+from edge.detector import FaceDetector
+from edge.pacer import Pacer
+from edge.publish import Publisher
+from edge.publish.payloads import event_payload, state_payload
+from edge.records import Frame
+from edge.sources import Grabber
+from edge.stats import Stats
+from edge.tracker import Tracker
+
+log = logging.getLogger(__name__)
+
+
+class Pipeline:
+    def __init__(self, cfg: Config, grabber: Grabber, detector: FaceDetector, classifier: Classifier,
+                 publishers: list[Publisher]):
+        self.cfg, self.grabber, self.detector, self.classifier = cfg, grabber, detector, classifier
+        self.publishers = publishers
+        self.tracker = Tracker(cfg.tracker, classifier.labels)
+        self.pacer = Pacer(cfg.pacer.fps, cfg.detector.full_every)
+        self.stats = Stats()
+        self.seq = 0
+        self._state_key: tuple | None = None
+        self._next_stats = time.monotonic() + cfg.mqtt.stats_interval_s
+
+    def process(self, frame: Frame) -> int:
+        """Run one frame through every stage; returns the number of faces found."""
+        t0 = time.perf_counter()
+        tracking = bool(self.tracker.tracks)
+        if self.pacer.full_detection_due(tracking):
+            boxes = self.detector.detect(frame.image)
+            self.pacer.record_full_cost(time.perf_counter() - t0)
+        else:
+            boxes = self.detector.redetect(frame.image, self.tracker.boxes())
+        t1 = time.perf_counter()
+        faces = crop_faces(frame.image, boxes, self.classifier.input_size, self.cfg.detector.crop_margin)
+        probs = self.classifier.classify(faces)
+        t2 = time.perf_counter()
+        events = self.tracker.update(boxes, probs, frame.ts, frame.wall)
+        state = self.tracker.state()
+        t3 = time.perf_counter()
+        device = self.cfg.mqtt.device_id
+        for event in events:
+            self.seq += 1
+            payload = event_payload(event, self.seq, device)
+            for p in self.publishers:
+                p.event(payload)
+            self.stats.event_published(event.capture_ts)
+        if state.key() != self._state_key:
+            self._state_key = state.key()
+            payload = state_payload(state, device, frame.wall)
+            for p in self.publishers:
+                p.state(payload)
+        t4 = time.perf_counter()
+        for stage, seconds in (("detect", t1 - t0), ("classify", t2 - t1), ("track", t3 - t2), ("publish", t4 - t3)):
+            self.stats.add(stage, seconds)
+        self.stats.frame_done(len(boxes), t2 - t1)
+        return len(boxes)
+
+    def snapshot(self) -> dict:
+        snap = self.stats.snapshot(self.pacer.skipped, self.grabber.dropped, list(self.grabber.read_ms))
+        snap["fps_target"] = self.cfg.pacer.fps
+        return snap
+
+    def run(self, stop: threading.Event, max_frames: int | None = None, duration: float | None = None,
+            tick: Callable[[], None] | None = None) -> str:
+        """Loop until stopped, the source ends, or a bound is reached; returns why it ended."""
+        deadline = time.monotonic() + duration if duration else None
+        while not stop.is_set():
+            if tick:
+                tick()
+            if deadline and time.monotonic() >= deadline:
+                return "duration"
+            if max_frames is not None and self.stats.processed >= max_frames:
+                return "max-frames"
+            self._maybe_stats()
+            frame = self.grabber.get(timeout=0.5)
+            if frame is None:
+                if self.grabber.ended:
+                    return "source-ended"
+                continue
+            if self.pacer.take(frame.ts):
+                self.process(frame)
+        return "stopped"
+
+    def _maybe_stats(self) -> None:
+        now = time.monotonic()
+        if now < self._next_stats:
+            return
+        self._next_stats = now + self.cfg.mqtt.stats_interval_s
+        snap = self.snapshot()
+        for p in self.publishers:
+            p.stats(snap)

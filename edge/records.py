@@ -1,0 +1,66 @@
+"""Plain records that flow between pipeline stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+Box = tuple[int, int, int, int]  # x, y, width, height in frame pixels
+
+
+@dataclass(frozen=True)
+class Frame:
+    image: np.ndarray  # gray uint8 (H, W)
+    index: int  # position in the source (frames read, dropped ones included)
+    ts: float  # capture time, time.monotonic()
+    wall: float  # capture time, time.time()
+
+
+@dataclass(frozen=True)
+class Event:
+    """A tracked face's emotion changed (or was first established)."""
+
+    face_id: int
+    emotion: str
+    previous: str | None
+    confidence: float
+    scores: dict[str, float]
+    box: Box
+    ts: float  # wall-clock capture time of the frame
+    capture_ts: float  # monotonic capture time, for latency
+
+
+@dataclass
+class FaceState:
+    face_id: int
+    emotion: str | None
+    confidence: float
+    box: Box
+
+
+@dataclass
+class State:
+    faces: list[FaceState] = field(default_factory=list)
+
+    @property
+    def face_count(self) -> int:
+        return len(self.faces)
+
+    @property
+    def dominant(self) -> str | None:
+        """The emotion with the highest summed confidence over the faces that have one."""
+        totals: dict[str, float] = {}
+        for f in self.faces:
+            if f.emotion is not None:
+                totals[f.emotion] = totals.get(f.emotion, 0.0) + f.confidence
+        return max(totals, key=totals.get) if totals else None
+
+    def key(self) -> tuple:
+        """What a state change is judged on: faces and their emotions, not boxes or scores."""
+        return tuple((f.face_id, f.emotion) for f in self.faces)
+
+    def to_dict(self) -> dict:
+        return {"face_count": self.face_count, "dominant": self.dominant,
+                "faces": [{"id": f.face_id, "emotion": f.emotion, "confidence": round(f.confidence, 4),
+                           "box": list(f.box)} for f in self.faces]}

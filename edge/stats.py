@@ -1,0 +1,102 @@
+"""Rolling timings and counters of the run loop, as one flat dict for stats, STATUS and benchmarks."""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections import deque
+
+import numpy as np
+
+STAGES = ("detect", "classify", "track", "publish")  # capture is timed by the grabber thread
+
+
+def rss_mb() -> float:
+    """Current resident set size in MB (Linux /proc)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+    except OSError:
+        return 0.0
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cpu_temperature() -> float | None:
+    try:
+        with open("/sys/class/thermal/thermal_zone0/temp") as f:
+            return int(f.read()) / 1000
+    except (OSError, ValueError):
+        return None
+
+
+def _pct(values, q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 3) if len(values) else None
+
+
+class Stats:
+    def __init__(self, window: int = 4096):
+        self.started = time.monotonic()
+        self.stage_ms = {s: deque(maxlen=window) for s in STAGES}
+        self.classify_ms_per_face: deque[float] = deque(maxlen=window)
+        self.latency_ms: deque[float] = deque(maxlen=window)
+        self.processed_at: deque[float] = deque(maxlen=window)
+        self.processed = 0
+        self.frames_with_faces = 0
+        self.faces = 0
+        self.events = 0
+        self.first_event_s: float | None = None
+        self._cpu0 = time.process_time()
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.stage_ms[stage].append(seconds * 1000)
+
+    def frame_done(self, faces: int, classify_s: float) -> None:
+        self.processed += 1
+        self.processed_at.append(time.monotonic())
+        self.faces += faces
+        self.frames_with_faces += faces > 0
+        if faces:
+            self.classify_ms_per_face.append(classify_s * 1000 / faces)
+
+    def event_published(self, capture_ts: float) -> None:
+        now = time.monotonic()
+        self.events += 1
+        self.latency_ms.append((now - capture_ts) * 1000)
+        if self.first_event_s is None:
+            self.first_event_s = now - self.started
+
+    def fps(self, window_s: float = 10.0) -> float:
+        now = time.monotonic()
+        recent = [t for t in self.processed_at if now - t <= window_s]
+        span = min(window_s, now - self.started)
+        return len(recent) / span if span > 0 else 0.0
+
+    def snapshot(self, skipped: int, dropped: int, capture_ms: list[float]) -> dict:
+        """Every counter and percentile, flat; fps over the whole run."""
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        out = {
+            "uptime_s": round(elapsed, 1),
+            "frames": self.processed,
+            "fps_processed": round(self.processed / elapsed, 2),
+            "fps_skipped": round((skipped + dropped) / elapsed, 2),
+            "frames_skipped": skipped,
+            "frames_dropped": dropped,
+            "faces_per_frame": round(self.faces / self.processed, 3) if self.processed else 0.0,
+            "frames_with_faces": round(self.frames_with_faces / self.processed, 4) if self.processed else 0.0,
+            "events": self.events,
+            "first_event_s": round(self.first_event_s, 3) if self.first_event_s is not None else None,
+            "cpu_percent": round(100 * (time.process_time() - self._cpu0) / elapsed, 1),
+            "rss_mb": round(rss_mb(), 1),
+            "rss_mb_peak": round(peak_rss_mb(), 1),
+        }
+        for stage, values in {"capture": capture_ms, **self.stage_ms}.items():
+            for q in (50, 95, 99):
+                out[f"{stage}_ms_p{q}"] = _pct(values, q)
+        out["classify_ms_per_face_p50"] = _pct(self.classify_ms_per_face, 50)
+        out["classify_ms_per_face_p95"] = _pct(self.classify_ms_per_face, 95)
+        out["latency_ms_p50"] = _pct(self.latency_ms, 50)
+        out["latency_ms_p95"] = _pct(self.latency_ms, 95)
+        return out

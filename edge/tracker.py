@@ -1,0 +1,87 @@
+"""Face tracks across frames: stable ids, smoothed probabilities, hysteresis, change events."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge.config import TrackerConfig
+from edge.detector import iou
+from edge.records import Box, Event, FaceState, State
+
+
+@dataclass
+class Track:
+    face_id: int
+    box: Box
+    probs: np.ndarray
+    last_seen: float
+    emotion: str | None = None
+
+    @property
+    def confidence(self) -> float:
+        return float(self.probs.max())
+
+
+class Tracker:
+    def __init__(self, cfg: TrackerConfig, labels: tuple[str, ...]):
+        self.cfg, self.labels = cfg, labels
+        self.tracks: list[Track] = []
+        self._next_id = 1
+
+    def boxes(self) -> list[Box]:
+        return [t.box for t in self.tracks]
+
+    def _match(self, boxes: list[Box]) -> dict[int, Track]:
+        """Greedy association, best IoU first; a detection can continue at most one track."""
+        pairs = sorted(((iou(b, t.box), i, t) for i, b in enumerate(boxes) for t in self.tracks),
+                       key=lambda p: p[0], reverse=True)
+        matched: dict[int, Track] = {}
+        used: set[int] = set()
+        for score, i, track in pairs:
+            if score < self.cfg.iou_match:
+                break
+            if i not in matched and track.face_id not in used:
+                matched[i] = track
+                used.add(track.face_id)
+        return matched
+
+    def update(self, boxes: list[Box], probs: np.ndarray, ts: float, wall: float) -> list[Event]:
+        """Fold one frame's faces (boxes and class probabilities) in; return emotion-change events."""
+        matched = self._match(boxes)
+        events = []
+        for i, box in enumerate(boxes):
+            track = matched.get(i)
+            if track is None:
+                track = Track(self._next_id, box, probs[i].astype(np.float64), ts)
+                self._next_id += 1
+                self.tracks.append(track)
+            else:
+                dt = max(ts - track.last_seen, 0.0)
+                alpha = 1.0 if self.cfg.smoothing_s == 0 else 1 - math.exp(-dt / self.cfg.smoothing_s)
+                track.probs = (1 - alpha) * track.probs + alpha * probs[i]
+                track.box, track.last_seen = box, ts
+            event = self._decide(track, ts, wall)
+            if event:
+                events.append(event)
+        self.tracks = [t for t in self.tracks if ts - t.last_seen <= self.cfg.expire_s]
+        return events
+
+    def _decide(self, track: Track, ts: float, wall: float) -> Event | None:
+        top = int(track.probs.argmax())
+        label, score = self.labels[top], float(track.probs[top])
+        if label == track.emotion or score < self.cfg.min_confidence:
+            return None
+        if track.emotion is not None:
+            current = float(track.probs[self.labels.index(track.emotion)])
+            if score - current < self.cfg.hysteresis:
+                return None
+        previous, track.emotion = track.emotion, label
+        return Event(track.face_id, label, previous, score,
+                     {k: round(float(v), 4) for k, v in zip(self.labels, track.probs)},
+                     track.box, wall, ts)
+
+    def state(self) -> State:
+        return State([FaceState(t.face_id, t.emotion, t.confidence, t.box) for t in self.tracks])

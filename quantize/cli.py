@@ -1,0 +1,139 @@
+"""`fer-quantize`: int8 TFLite conversion of a fer-train model, verified on PublicTest, plus its card."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import shlex
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_DATA = "../shared/data/fer2013"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fer-quantize", description=__doc__,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                                epilog="example: fer-quantize runs/compact --out models/fer_int8.tflite")
+    p.add_argument("model", help="fer-train run folder (uses best.keras) or a .keras file")
+    p.add_argument("--data", default=DEFAULT_DATA, help="FER-2013 folder root or fer2013.csv")
+    p.add_argument("--out", default="models/fer_int8.tflite", help="output .tflite (card written beside it)")
+    p.add_argument("--calibration", type=int, default=1000, help="representative training images")
+    p.add_argument("--flip-tta", action="store_true", help="bake mirror-image averaging into the model")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache-dir", default=".cache")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    from quantize.convert import QuantizeError
+    from trainer.data import DataError
+
+    try:
+        card = quantize(args, "fer-quantize " + shlex.join(sys.argv[1:] if argv is None else argv))
+    except (QuantizeError, DataError) as e:
+        print(f"fer-quantize: error: {e}", file=sys.stderr)
+        return 2
+    m = card["metrics"]
+    print(f"{args.out}: {card['bytes']:,} bytes; PublicTest float {m['publictest_float_accuracy']:.4f}, "
+          f"int8 {m['publictest_int8_accuracy']:.4f}, top-1 agreement {m['int8_float_agreement']:.4f}")
+    return 0
+
+
+def quantize(args: argparse.Namespace, command: str) -> dict:
+    """Convert, verify in the edge runtime, and write the .tflite and its card; returns the card."""
+    from edge.classifier import Classifier
+    from quantize.convert import load_fer_model, to_int8_tflite, with_flip_tta
+    from trainer.data import load_split
+    from trainer.labels import IMAGE_SIZE, LABELS
+    from trainer.metrics import classification_report
+    from trainer.models import count_macs
+
+    src = Path(args.model)
+    run = src if src.is_dir() else src.parent
+    model = load_fer_model(src)
+    base_params, base_macs = model.count_params(), count_macs(model)
+    if args.flip_tta:
+        model = with_flip_tta(model)
+    train = load_split(Path(args.data), "train", Path(args.cache_dir))
+    test = load_split(Path(args.data), "test", Path(args.cache_dir))
+    pick = np.random.default_rng(args.seed).choice(len(train), min(args.calibration, len(train)), replace=False)
+    tflite = to_int8_tflite(model, train.x[pick])
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(tflite)
+    card_path = out.with_suffix(".json")
+    card = {"labels": list(LABELS), "input": {"size": [IMAGE_SIZE, IMAGE_SIZE]}}
+    card_path.write_text(json.dumps(card))  # minimal card so the edge runtime can load it
+
+    clf = Classifier(out, card_path, num_threads=1)
+    float_pred = model.predict(test.x[..., None].astype(np.float32), batch_size=512, verbose=0).argmax(1)
+    int8_pred = np.concatenate([clf.logits(test.x[i:i + 256]).argmax(1) for i in range(0, len(test), 256)])
+    float_report = classification_report(test.y, float_pred)
+    int8_report = classification_report(test.y, int8_pred)
+    latency = _latency_ms(clf, test.x[:1])
+
+    inp, outp = clf._interp.get_input_details()[0], clf._interp.get_output_details()[0]
+    config_path, command_path = run / "config.json", run / "command.txt"
+    card = {
+        "name": "fer-edge emotion classifier",
+        "labels": list(LABELS),
+        "input": {"size": [IMAGE_SIZE, IMAGE_SIZE], "channels": 1, "pixels": "raw grayscale 0-255",
+                  "dtype": str(np.dtype(inp["dtype"])), "scale": float(inp["quantization"][0]),
+                  "zero_point": int(inp["quantization"][1]), "face_crop": "Haar frontal-face box, square, no margin"},
+        "output": {"kind": "logits", "dtype": str(np.dtype(outp["dtype"])),
+                   "scale": float(outp["quantization"][0]), "zero_point": int(outp["quantization"][1])},
+        "architecture": model.name,
+        "flip_tta": bool(args.flip_tta),
+        "params": int(base_params),
+        "macs": int(base_macs * (2 if args.flip_tta else 1)),
+        "bytes": len(tflite),
+        "sha256": hashlib.sha256(tflite).hexdigest(),
+        "metrics": {
+            "publictest_images": len(test),
+            "publictest_float_accuracy": round(float_report["accuracy"], 4),
+            "publictest_int8_accuracy": round(int8_report["accuracy"], 4),
+            "int8_float_agreement": round(float(np.mean(float_pred == int8_pred)), 4),
+            "int8_macro_f1": round(int8_report["macro_f1"], 4),
+            "int8_per_class_recall": {k: v["recall"] for k, v in int8_report["per_class"].items()},
+            "int8_latency_ms_p50_1thread": round(latency, 4),
+            "latency_machine": "2-core x86-64 dev box, ai-edge-litert, 1 thread, 1 face",
+        },
+        "training": {
+            "command": command_path.read_text().strip() if command_path.exists() else None,
+            "config": json.loads(config_path.read_text()) if config_path.exists() else None,
+        },
+        "quantize": {"command": command, "calibration_images": len(pick), "seed": args.seed},
+        "data": {"source": str(args.data), "train_images": len(train), "train_checksum": train.checksum,
+                 "publictest_images": len(test), "publictest_checksum": test.checksum},
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    if run.is_dir():
+        (run / "quant.json").write_text(json.dumps({
+            "int8_accuracy": card["metrics"]["publictest_int8_accuracy"], "bytes": len(tflite),
+            "latency_ms_p50": card["metrics"]["int8_latency_ms_p50_1thread"], "tflite": str(out)}, indent=2))
+    return card
+
+
+def _latency_ms(clf, face: np.ndarray, runs: int = 300) -> float:
+    clf.logits(face)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        clf.logits(face)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times) * 1000)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

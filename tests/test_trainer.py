@@ -1,0 +1,124 @@
+"""Trainer and quantizer on tiny generated data: both data formats, a 1-epoch fit, int8 conversion."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from tests.fakedata import LABELS, fake_faces, write_csv, write_folders  # noqa: E402
+from trainer import cli as train_cli  # noqa: E402
+from trainer.data import DataError, load_split  # noqa: E402
+from quantize import cli as quant_cli  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory) -> Path:
+    return write_folders(tmp_path_factory.mktemp("fer") / "fer2013")
+
+
+@pytest.fixture(scope="module")
+def trained(folders, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("runs") / "tiny"
+    cache = tmp_path_factory.mktemp("cache")
+    rc = train_cli.main(["fit", "--data", str(folders), "--run", str(run), "--epochs", "4", "--width", "0.25",
+                         "--depth", "1", "--batch-size", "16", "--lr", "0.01", "--cache-dir", str(cache)])
+    assert rc == 0
+    return run
+
+
+def test_folder_and_csv_loaders_agree(folders, tmp_path):
+    from_folders = load_split(folders, "train")
+    from_csv = load_split(write_csv(tmp_path / "fer2013.csv"), "train")
+    assert from_folders.x.shape == from_csv.x.shape == (140, 48, 48)
+    assert sorted(from_folders.y.tolist()) == sorted(from_csv.y.tolist())
+    assert load_split(tmp_path / "fer2013.csv", "private").x.shape == (14, 48, 48)
+    # labels follow the canonical order whatever the folder order on disk
+    x, y = fake_faces(7, 1)
+    assert [LABELS[i] for i in np.unique(from_folders.y)] == list(LABELS)
+
+
+def test_cache_makes_second_load_identical(folders, tmp_path):
+    first = load_split(folders, "test", tmp_path)
+    assert list(tmp_path.glob("test-*.npz"))
+    second = load_split(folders, "test", tmp_path)
+    assert np.array_equal(first.x, second.x) and first.checksum == second.checksum
+
+
+def test_bad_data_is_one_clear_error(folders, tmp_path):
+    with pytest.raises(DataError, match="dataset not found"):
+        load_split(tmp_path / "nope", "train")
+    with pytest.raises(DataError, match="missing folder"):
+        load_split(tmp_path, "train")
+    odd = tmp_path / "odd"
+    shutil.copytree(folders / "train", odd / "train")
+    (odd / "train" / "contempt").mkdir()
+    with pytest.raises(DataError, match="unknown emotion folder.*contempt"):
+        load_split(odd, "train")
+    bad_csv = tmp_path / "bad.csv"
+    bad_csv.write_text("emotion,pixels,Usage\n3,1 2 3,Training\n")
+    with pytest.raises(DataError, match=r"bad.csv:2: expected 2304 pixel values"):
+        load_split(bad_csv, "train")
+    bad_csv.write_text("emotion,pixels\n3,1 2 3\n")
+    with pytest.raises(DataError, match="missing CSV column"):
+        load_split(bad_csv, "train")
+
+
+def test_unreadable_image_is_skipped_and_counted(folders, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(folders / "test", copy / "test")
+    (copy / "test" / "happy" / "broken.jpg").write_bytes(b"not a jpeg")
+    split = load_split(copy, "test")
+    assert split.skipped == 1 and len(split) == 70
+
+
+def test_cli_reports_bad_data_without_traceback(tmp_path, capsys):
+    assert train_cli.main(["fit", "--data", str(tmp_path / "missing"), "--run", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fer-train: error: dataset not found") and "Traceback" not in err
+
+
+def test_fit_writes_report_and_resumes(trained, folders):
+    for name in ("best.keras", "history.csv", "report.json", "report.md", "confusion.png", "curves.png",
+                 "train_logits.npy", "config.json"):
+        assert (trained / name).is_file(), name
+    report = json.loads((trained / "report.json").read_text())
+    assert set(report["per_class"]) == set(LABELS) and 0 <= report["accuracy"] <= 1
+    assert np.load(trained / "train_logits.npy").shape == (140, 7)
+    # the same command again resumes: the finished run adds no epochs
+    rows = (trained / "history.csv").read_text().splitlines()
+    assert train_cli.main(["fit", "--data", str(folders), "--run", str(trained), "--epochs", "4", "--width", "0.25",
+                           "--depth", "1", "--batch-size", "16", "--lr", "0.01"]) == 0
+    assert (trained / "history.csv").read_text().splitlines() == rows
+
+
+def test_quantize_writes_int8_model_and_card(trained, folders, tmp_path):
+    out = tmp_path / "fer_int8.tflite"
+    assert quant_cli.main([str(trained), "--data", str(folders), "--out", str(out), "--calibration", "50"]) == 0
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["labels"] == list(LABELS) and card["input"]["size"] == [48, 48]
+    assert card["input"]["dtype"] == "int8" and card["output"]["dtype"] == "int8"
+    assert card["bytes"] == out.stat().st_size and card["params"] > 0 and card["macs"] > 0
+    m = card["metrics"]
+    assert m["int8_float_agreement"] >= 0.8
+    assert abs(m["publictest_int8_accuracy"] - m["publictest_float_accuracy"]) <= 0.1
+    assert card["quantize"]["command"].startswith("fer-quantize ")
+    assert card["data"]["train_checksum"].startswith("sha256:")
+
+    from edge.classifier import Classifier  # the edge runtime loads and runs it
+    probs = Classifier(out).classify(fake_faces(5, 9)[0])
+    assert probs.shape == (5, 7) and np.allclose(probs.sum(1), 1, atol=1e-5)
+
+
+def test_quantize_refuses_foreign_model(tmp_path, capsys):
+    import keras
+
+    foreign = keras.Sequential([keras.Input((10,)), keras.layers.Dense(3)])
+    foreign.save(tmp_path / "foreign.keras")
+    assert quant_cli.main([str(tmp_path / "foreign.keras"), "--out", str(tmp_path / "x.tflite")]) == 2
+    assert "is not a fer-train model" in capsys.readouterr().err

@@ -1,0 +1,149 @@
+"""Train a FER-2013 model, top to bottom: data -> augmentation -> model -> fit -> evaluate.
+
+Everything a run writes lands in `runs/<name>/`: config.json, history.csv, best.keras (selected
+on PublicTest accuracy), backup/ (resume state), train_logits.npy (for distillation) and the
+evaluation report. Re-running the same command resumes an interrupted run (a finished one is only re-evaluated).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from trainer.augment import AugmentConfig, augment_batch
+from trainer.data import DataError, Split, load_split
+from trainer.evaluate import evaluate_run
+from trainer.labels import LABELS
+from trainer.models import ARCHITECTURES, count_macs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    data: str
+    run_dir: str
+    arch: str = "compact"
+    width: float = 1.25
+    depth: int = 2
+    dropout: float = 0.3
+    epochs: int = 50
+    batch_size: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 0.05
+    warmup_epochs: int = 3
+    label_smoothing: float = 0.1
+    class_weight_power: float = 0.3
+    patience: int = 20
+    seed: int = 1
+    teacher_logits: str | None = None
+    distill_weight: float = 0.7
+    distill_temperature: float = 3.0
+    cache_dir: str = ".cache"
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+def soft_targets(split: Split, cfg: FitConfig) -> np.ndarray:
+    """Label-smoothed one-hot targets, blended with the teacher's softened predictions if given."""
+    n = len(LABELS)
+    y = np.full((len(split), n), cfg.label_smoothing / n, np.float32)
+    y[np.arange(len(split)), split.y] += 1 - cfg.label_smoothing
+    if cfg.teacher_logits:
+        logits = np.load(cfg.teacher_logits).astype(np.float32)
+        if logits.shape != y.shape:
+            raise DataError(f"teacher logits {cfg.teacher_logits} have shape {logits.shape}, expected {y.shape}")
+        z = logits / cfg.distill_temperature
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        y = (1 - cfg.distill_weight) * y + cfg.distill_weight * p / p.sum(axis=1, keepdims=True)
+    return y
+
+
+def class_weights(split: Split, power: float) -> np.ndarray:
+    """Per-class loss weights (n_max / n_c) ** power, scaled to average 1 over the training set."""
+    counts = split.class_counts().astype(np.float64)
+    w = (counts.max() / np.maximum(counts, 1)) ** power
+    return (w / (w[split.y].mean())).astype(np.float32)
+
+
+def train_dataset(split: Split, cfg: FitConfig) -> tf.data.Dataset:
+    x = split.x[..., None].astype(np.float32)
+    y = soft_targets(split, cfg)
+    w = class_weights(split, cfg.class_weight_power)[split.y]
+    ds = tf.data.Dataset.from_tensor_slices((x, y, w)).shuffle(len(x), seed=cfg.seed)
+    ds = ds.batch(cfg.batch_size, drop_remainder=True)
+    ds = ds.map(lambda xb, yb, wb: (*augment_batch(xb, yb, cfg.augment), wb),
+                num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def test_dataset(split: Split, batch_size: int) -> tf.data.Dataset:
+    y = keras.utils.to_categorical(split.y, len(LABELS))
+    return tf.data.Dataset.from_tensor_slices((split.x[..., None].astype(np.float32), y)).batch(batch_size)
+
+
+def _best_so_far(history: Path) -> float | None:
+    if not history.exists():
+        return None
+    with history.open() as f:
+        values = [float(r["val_accuracy"]) for r in csv.DictReader(f) if r.get("val_accuracy")]
+    return max(values) if values else None
+
+
+def fit(cfg: FitConfig) -> Path:
+    """Train (or resume) one run and write its report; returns the run folder."""
+    run = Path(cfg.run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    keras.utils.set_random_seed(cfg.seed)
+
+    # Data
+    train = load_split(Path(cfg.data), "train", Path(cfg.cache_dir))
+    test = load_split(Path(cfg.data), "test", Path(cfg.cache_dir))
+    log.info("train %d images %s, test %d images", len(train), train.class_counts().tolist(), len(test))
+
+    # Model
+    builder = ARCHITECTURES[cfg.arch]
+    kwargs = {"width": cfg.width, "dropout": cfg.dropout}
+    if cfg.arch == "compact":
+        kwargs["depth"] = cfg.depth
+    model = builder(**kwargs)
+    log.info("%s: %d params, %.1f M MACs", model.name, model.count_params(), count_macs(model) / 1e6)
+    steps = len(train) // cfg.batch_size
+    warmup = min(cfg.warmup_epochs, cfg.epochs // 2)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=cfg.lr / 10, decay_steps=steps * (cfg.epochs - warmup),
+        warmup_target=cfg.lr, warmup_steps=steps * warmup, alpha=0.01)
+    model.compile(
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay),
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+
+    # Fit (resumable: BackupAndRestore keeps weights, optimizer and epoch; the best is kept apart)
+    best = _best_so_far(run / "history.csv")
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(run / "backup"), delete_checkpoint=False),
+        keras.callbacks.ModelCheckpoint(str(run / "best.keras"), monitor="val_accuracy", mode="max",
+                                        save_best_only=True, initial_value_threshold=best),
+        keras.callbacks.CSVLogger(str(run / "history.csv"), append=True),
+        keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=cfg.patience),
+    ]
+    finished = run / "finished"
+    if finished.exists():
+        log.info("%s already finished training; re-evaluating its best checkpoint", run)
+    else:
+        model.fit(train_dataset(train, cfg), validation_data=test_dataset(test, 512),
+                  epochs=cfg.epochs, callbacks=callbacks, verbose=1)
+        finished.touch()
+
+    # Evaluate the selected checkpoint, and keep its train logits for distillation
+    best_model = keras.models.load_model(run / "best.keras")
+    np.save(run / "train_logits.npy", best_model.predict(train.x[..., None].astype(np.float32), batch_size=512, verbose=0))
+    evaluate_run(run, best_model, test)
+    return run
