@@ -93,9 +93,6 @@ def main(argv: list[str] | None = None) -> int:
         return Daemon(opts).run()
     except SETUP_ERRORS as e:
         print(f"fer-edge: error: {e}", file=sys.stderr)
-        if "camera" in str(e) and not args.source:
-            print("fer-edge: no camera? pass a clip or stream: fer-edge --source ../shared/data/videos/woman2.mp4 --print",
-                  file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -80,7 +80,7 @@ class TLSConfig(_Section):
 class DiscoveryConfig(_Section):
     enabled: bool = Field(True, description="publish Home Assistant MQTT discovery")
     prefix: str = Field("homeassistant", description="Home Assistant discovery prefix")
-    remove: bool = Field(False, description="publish empty retained configs to remove the entities, then exit")
+    remove: bool = Field(False, description="publish empty retained configs so Home Assistant removes the entities (and announce none)")
 
 
 class MQTTConfig(_Section):

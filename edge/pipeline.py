@@ -12,10 +12,10 @@ from edge.config import Config
 from edge.detector import FaceDetector
 from edge.pacer import Pacer
 from edge.publish import Publisher
-from edge.publish.payloads import event_payload, state_payload
+from edge.publish.payloads import event_payload, face_jpeg, state_payload
 from edge.records import Frame
 from edge.sources import Grabber
-from edge.stats import Stats
+from edge.stats import Stats, cpu_temperature
 from edge.tracker import Tracker
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,8 @@ class Pipeline:
         for event in events:
             self.seq += 1
             payload = event_payload(event, self.seq, device)
+            if self.cfg.mqtt.publish_images:
+                payload["face_jpeg_b64"] = face_jpeg(frame.image, event.box)
             for p in self.publishers:
                 p.event(payload)
             self.stats.event_published(event.capture_ts)
@@ -70,6 +72,8 @@ class Pipeline:
     def snapshot(self) -> dict:
         snap = self.stats.snapshot(self.pacer.skipped, self.grabber.dropped, list(self.grabber.read_ms))
         snap["fps_target"] = self.cfg.pacer.fps
+        snap["device_id"] = self.cfg.mqtt.device_id
+        snap["cpu_temp_c"] = cpu_temperature()
         return snap
 
     def run(self, stop: threading.Event, max_frames: int | None = None, duration: float | None = None,

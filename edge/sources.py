@@ -50,8 +50,12 @@ class OpenCVSource:
         cap = cv2.VideoCapture(int(self.uri) if self.uri.isdigit() else self.uri)
         if not cap.isOpened():
             cap.release()
-            what = "camera" if self.live and not _is_url(self.uri) else "stream" if self.live else "video file"
-            raise SourceError(f"cannot open {what} {self.uri}")
+            if not self.live:
+                raise SourceError(f"cannot decode video file {self.uri}")
+            if _is_url(self.uri):
+                raise SourceError(f"cannot open stream {self.uri}")
+            raise SourceError(f"cannot open camera {self.uri} (no camera? pass a clip or stream, "
+                              "e.g. --source ../shared/data/videos/woman2.mp4)")
         if self.live and self.size[0] and self.size[1]:
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.size[0])
             cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.size[1])

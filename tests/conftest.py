@@ -1,0 +1,115 @@
+"""Shared fixtures: the shipped model, generated clips, the optional real clips, a real mosquitto."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared" / "data"
+VIDEOS = SHARED / "videos"
+
+
+@pytest.fixture(scope="session")
+def model() -> Path:
+    return REPO / "models" / "fer_int8.tflite"
+
+
+def write_clip(path: Path, frames: list[np.ndarray], fps: float = 30.0) -> Path:
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    for f in frames:
+        writer.write(f if f.ndim == 3 else cv2.cvtColor(f, cv2.COLOR_GRAY2BGR))
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="session")
+def blank_clip(tmp_path_factory) -> Path:
+    """60 faceless 320x240 frames at 30 FPS."""
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (240, 320), np.uint8) for _ in range(60)]
+    return write_clip(tmp_path_factory.mktemp("clips") / "blank.avi", frames)
+
+
+@pytest.fixture(scope="session")
+def face_video() -> Path:
+    path = VIDEOS / "woman2.mp4"
+    if not path.exists():
+        pytest.skip("real clips not present (../shared/data/videos)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def face_image(face_video, tmp_path_factory) -> Path:
+    cap = cv2.VideoCapture(str(face_video))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 60)
+    ok, frame = cap.read()
+    cap.release()
+    assert ok
+    path = tmp_path_factory.mktemp("img") / "face.jpg"
+    cv2.imwrite(str(path), frame)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Broker:
+    """A real mosquitto on a loopback port, stoppable and restartable on the same port."""
+
+    def __init__(self, workdir: Path, extra: str = ""):
+        self.binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.port = free_port()
+        self.conf = workdir / f"mosquitto-{self.port}.conf"
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\npersistence false\n{extra or 'allow_anonymous true'}\n")
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "Broker":
+        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"mosquitto did not start: {self.proc.stderr.read().decode() if self.proc.stderr else ''}")
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.terminate()
+            self.proc.wait(5)
+            self.proc = None
+
+
+@pytest.fixture
+def broker_factory(tmp_path):
+    if not (shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists()):
+        pytest.skip("mosquitto not installed (make test installs it)")
+    brokers: list[Broker] = []
+
+    def make(extra: str = "") -> Broker:
+        b = Broker(tmp_path, extra).start()
+        brokers.append(b)
+        return b
+
+    yield make
+    for b in brokers:
+        b.stop()
+
+
+@pytest.fixture
+def broker(broker_factory) -> Broker:
+    return broker_factory()

@@ -1,0 +1,304 @@
+"""Edge pipeline on real components: the shipped int8 model, OpenCV Haar, real clips and images."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from edge import cli
+from edge.classifier import Classifier, ModelError, crop_faces
+from edge.config import Config, ConfigError, TrackerConfig, load_config
+from edge.pacer import Pacer
+from edge.records import Frame
+from edge.sources import Grabber, Picamera2Source, SourceError, open_source
+from edge.config import SourceConfig
+from edge.tracker import Tracker
+from tests.conftest import REPO
+
+LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edge.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO)
+
+
+# -- import rules and model contract ---------------------------------------------------------
+def test_edge_never_imports_tensorflow_or_trainer():
+    code = ("import sys, edge.cli, edge.service, edge.benchmark, edge.predict, edge.publish.mqtt, edge.install;"
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'trainer', 'quantize')];"
+            "print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_shipped_model_and_card(model):
+    card = json.loads(model.with_suffix(".json").read_text())
+    clf = Classifier(model)
+    assert clf.labels == LABELS == tuple(card["labels"])
+    assert card["input"]["size"] == [48, 48] and model.stat().st_size == card["bytes"] <= 300 * 1024
+    probs = clf.classify(np.random.default_rng(0).integers(0, 255, (3, 48, 48), np.uint8))
+    assert probs.shape == (3, 7) and np.allclose(probs.sum(1), 1, atol=1e-5)
+
+
+def test_bad_model_or_card_is_one_clear_error(model, tmp_path):
+    (tmp_path / "m.tflite").write_bytes(b"not a flatbuffer")
+    (tmp_path / "m.json").write_text(model.with_suffix(".json").read_text())
+    with pytest.raises(ModelError, match="cannot load TFLite model"):
+        Classifier(tmp_path / "m.tflite")
+    (tmp_path / "m.tflite").write_bytes(model.read_bytes())
+    card = json.loads(model.with_suffix(".json").read_text())
+    (tmp_path / "m.json").write_text(json.dumps({**card, "labels": card["labels"][:5]}))
+    with pytest.raises(ModelError, match="7 outputs but the card lists 5 labels"):
+        Classifier(tmp_path / "m.tflite")
+    (tmp_path / "m.json").write_text("{not json")
+    with pytest.raises(ModelError, match="model card .* is not valid"):
+        Classifier(tmp_path / "m.tflite")
+    r = run_cli("--model", str(tmp_path / "m.tflite"), "--source", "x.mp4")
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("fer-edge: error: model card")
+    assert "Traceback" not in r.stderr
+
+
+def test_crop_is_square_and_padded_at_borders():
+    gray = np.arange(100 * 100, dtype=np.uint32).reshape(100, 100).astype(np.uint8)
+    crops = crop_faces(gray, [(10, 20, 30, 30), (90, 90, 20, 20)], (48, 48))
+    assert crops.shape == (2, 48, 48)
+
+
+# -- config ---------------------------------------------------------------------------------
+def _keys(d: dict, prefix: str = "") -> set[str]:
+    out = set()
+    for k, v in d.items():
+        out.add(prefix + k)
+        if isinstance(v, dict):
+            out |= _keys(v, prefix + k + ".")
+    return out
+
+
+def test_shipped_config_validates_and_documents_every_option():
+    load_config(REPO / "config.yaml")
+    text = (REPO / "config.yaml").read_text().replace("# device_id:", "device_id:")
+    assert _keys(Config().model_dump()) == _keys(yaml.safe_load(text))
+
+
+@pytest.mark.parametrize("yaml_text, message", [
+    ("mqtt:\n  port: 70000\n", "mqtt.port: Input should be less than or equal to 65535"),
+    ("mqtt:\n  portt: 1\n", "mqtt.portt: unknown key"),
+    ("pacer:\n  fps: fast\n", "pacer.fps: Input should be a valid number"),
+    ("mqtt:\n  password_file: /nonexistent/pw\n", "mqtt.password_file: Value error, password file"),
+    ("source: [1, 2\n", "cannot read YAML"),
+    ("- just a list\n", "expected a mapping"),
+    ("mqtt:\n  tls:\n    cert: /a\n", "mqtt.tls.cert and mqtt.tls.key go together"),
+])
+def test_bad_config_is_one_line_with_file_and_key(tmp_path, yaml_text, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ConfigError, match=message) as e:
+        load_config(path)
+    assert str(e.value).startswith(str(path)) and "\n" not in str(e.value)
+    r = run_cli("--check-config", "--config", str(path))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
+# -- stages ---------------------------------------------------------------------------------
+def _probs(label: str, p: float = 0.8) -> np.ndarray:
+    v = np.full(7, (1 - p) / 6)
+    v[LABELS.index(label)] = p
+    return v[None]
+
+
+def test_tracker_keeps_ids_and_fires_once_per_real_change():
+    tr = Tracker(TrackerConfig(smoothing_s=0.2, hysteresis=0.1), LABELS)
+    events, t = [], 0.0
+    sequence = ["happy"] * 10 + ["sad", "happy"] * 3 + ["sad"] * 15  # a flicker, then a real change
+    for i, label in enumerate(sequence):
+        t += 1 / 30
+        events += tr.update([(100 + i % 3, 80, 60, 60)], _probs(label), t, t)
+    assert [(e.face_id, e.emotion, e.previous) for e in events] == [(1, "happy", None), (1, "sad", "happy")]
+    # a second face gets its own id; an unseen face expires
+    tr.update([(100, 80, 60, 60), (400, 80, 60, 60)], np.vstack([_probs("sad"), _probs("fear")]), t + 0.1, 0)
+    assert sorted(f.face_id for f in tr.state().faces) == [1, 2]
+    tr.update([(400, 80, 60, 60)], _probs("fear"), t + 5, 0)
+    assert [f.face_id for f in tr.state().faces] == [2]
+
+
+def test_pacer_skips_frames_over_the_target():
+    pacer = Pacer(fps=10, full_every=5)
+    taken = sum(pacer.take(i / 30) for i in range(90))  # 3 s of a 30 FPS camera
+    assert 29 <= taken <= 31 and pacer.skipped == 90 - taken
+
+
+class ScriptedSource:
+    """A stand-in live camera at the FrameSource interface: fails after `fail_after` reads once."""
+
+    live, fps = True, None
+
+    def __init__(self, fail_after: int | None = None, delay: float = 0.002):
+        self.reads, self.opens, self.fail_after, self.delay = 0, 0, fail_after, delay
+
+    def open(self) -> None:
+        self.opens += 1
+
+    def read(self):
+        time.sleep(self.delay)
+        self.reads += 1
+        if self.fail_after is not None and self.reads == self.fail_after:
+            return None
+        return np.full((48, 64), self.reads % 256, np.uint8)
+
+    def close(self) -> None:
+        pass
+
+
+def test_grabber_hands_out_latest_frame_and_counts_drops():
+    g = Grabber(ScriptedSource(), realtime=True)
+    g.start()
+    try:
+        first = g.get()
+        time.sleep(0.2)  # a slow consumer: frames pile up
+        latest = g.get()
+        assert latest.index > first.index + 5 and g.dropped >= latest.index - first.index - 1
+        assert time.monotonic() - latest.ts < 0.05  # fresh, not the oldest queued
+    finally:
+        g.stop()
+
+
+def test_lost_camera_is_reopened_and_the_loop_resumes():
+    src = ScriptedSource(fail_after=20)
+    g = Grabber(src, realtime=True, backoff=(0.05, 0.2))
+    g.start()
+    try:
+        deadline = time.monotonic() + 5
+        while g.reconnects == 0 and time.monotonic() < deadline:
+            g.get(0.1)
+        assert g.reconnects == 1 and src.opens == 1 and g.connected
+        assert g.get(1.0) is not None and not g.ended
+    finally:
+        g.stop()
+
+
+def test_picamera2_adapter_uses_lores_y_plane(monkeypatch):
+    calls = {}
+
+    class FakePicamera2:  # the picamera2 API boundary
+        def create_video_configuration(self, main, lores, controls):
+            calls["config"] = (main, lores, controls)
+            return "cfg"
+
+        def configure(self, cfg):
+            calls["configured"] = cfg
+
+        def start(self):
+            calls["started"] = True
+
+        def capture_array(self, stream):
+            calls["stream"] = stream
+            w, h = calls["config"][1]["size"]
+            yuv = np.zeros((h * 3 // 2, w), np.uint8)
+            yuv[:h] = 7
+            return yuv
+
+        def stop(self):
+            calls["stopped"] = True
+
+        def close(self):
+            calls["closed"] = True
+
+    monkeypatch.setitem(sys.modules, "picamera2", types.SimpleNamespace(Picamera2=FakePicamera2))
+    src = open_source(SourceConfig(uri="picamera", width=320, height=240))
+    assert isinstance(src, Picamera2Source)
+    frame = src.read()
+    src.close()
+    assert calls["config"][1] == {"size": (320, 240), "format": "YUV420"} and calls["stream"] == "lores"
+    assert frame.shape == (240, 320) and (frame == 7).all() and calls["closed"]
+
+
+def test_missing_picamera2_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "picamera2", None)
+    with pytest.raises(SourceError, match="apt install python3-picamera2"):
+        open_source(SourceConfig(uri="picamera"))
+
+
+# -- the daemon and its commands ---------------------------------------------------------------
+@pytest.mark.parametrize("source, message", [
+    ("/nonexistent/clip.mp4", "video file not found"),
+    ("{bad}", "cannot decode video file"),
+])
+def test_bad_source_exits_2_with_one_line(tmp_path, source, message):
+    if source == "{bad}":
+        source = str(tmp_path / "bad.mp4")
+        Path(source).write_bytes(b"\x00" * 1000)
+    r = run_cli("--source", source, "--max-frames", "1")
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_missing_camera_says_how_to_pass_a_clip():
+    r = run_cli("--source", "/dev/video99", "--max-frames", "1")
+    assert r.returncode == 2 and "cannot open camera /dev/video99" in r.stderr
+    assert "--source ../shared/data/videos/woman2.mp4" in r.stderr
+
+
+def test_daemon_on_real_clip_tracks_the_face_and_emits_events(face_video):
+    r = run_cli("--source", str(face_video), "--print", "--fps", "0")
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    events = [m for m in lines if m["type"] == "event"]
+    states = [m for m in lines if m["type"] == "state"]
+    assert events and states and states[0]["face_count"] == 1
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert {e["face_id"] for e in events} == {1}  # one person, one stable id
+    assert len(events) < 30  # changes, not frames (464 frames)
+    assert all(e["emotion"] in LABELS and set(e["scores"]) == set(LABELS) for e in events)
+
+
+def test_frames_are_skipped_when_work_exceeds_the_budget(face_video, monkeypatch):
+    from edge import pipeline as pl
+    from edge.service import RunOptions, resolve_config
+
+    cfg = resolve_config(RunOptions(None, {"source.uri": str(face_video), "pacer.fps": 30.0}))
+    grabber = Grabber(open_source(cfg.source), realtime=True)
+    clf = Classifier(cfg.model.path)
+    slow = pl.Pipeline(cfg, grabber, pl.FaceDetector(cfg.detector), clf, [])
+    real_process = slow.process
+    monkeypatch.setattr(slow, "process", lambda f: (time.sleep(0.1), real_process(f))[1])
+    grabber.start()
+    try:
+        slow.run(threading.Event(), duration=2.0)
+    finally:
+        grabber.stop()
+    snap = slow.snapshot()
+    assert snap["frames"] <= 22 and snap["frames_dropped"] >= 30  # ~10 processed/s, the rest dropped
+
+
+def test_predict_on_image_and_annotated_output(face_image, tmp_path):
+    out = tmp_path / "annotated.jpg"
+    r = run_cli("predict", str(face_image), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert len(result["faces"]) == 1 and result["faces"][0]["emotion"] in LABELS and out.stat().st_size > 0
+
+
+def test_predict_rejects_a_non_image(tmp_path):
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("hello")
+    r = run_cli("predict", str(bad))
+    assert r.returncode == 2 and "not a readable image" in r.stdout and "Traceback" not in r.stderr
+
+
+def test_benchmark_json_has_the_documented_keys(blank_clip):
+    r = run_cli("--benchmark", "--json", "--source", str(blank_clip), "--fps", "0")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    for key in ("fps_target", "fps_processed", "fps_skipped", "classify_ms_per_face_p50", "detect_ms_p50",
+                "latency_ms_p95", "rss_mb_peak", "frames", "faces_per_frame", "interpreter_ms_1face_1thread"):
+        assert key in result
+    assert result["frames"] == 60 and result["fps_skipped"] == 0
