@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import socket
 import subprocess
@@ -72,7 +73,8 @@ class Broker:
         self.binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         self.port = free_port()
         self.conf = workdir / f"mosquitto-{self.port}.conf"
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\npersistence false\n{extra or 'allow_anonymous true'}\n")
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\npersistence false\nuser {getpass.getuser()}\n"
+                             f"{extra or 'allow_anonymous true'}\n")
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> "Broker":

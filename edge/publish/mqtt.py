@@ -45,6 +45,7 @@ class MQTTPublisher:
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
+        c.on_connect_fail = self._on_connect_fail
         self.client = c
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -93,10 +94,14 @@ class MQTTPublisher:
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         with self._lock:
-            self.connected = False
-        if not self._closing:
+            was_connected, self.connected = self.connected, False
+        if was_connected and not self._closing:
             self._report(f"MQTT disconnected from {self.cfg.host}:{self.cfg.port} ({reason_code}); "
                          f"buffering up to {self.cfg.buffer_size} events and reconnecting")
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        tls = " or the TLS handshake failed" if self.cfg.tls.ca or self.cfg.tls.cert else ""
+        self._report(f"MQTT connection to {self.cfg.host}:{self.cfg.port} failed (broker unreachable{tls}); retrying")
 
     def _on_message(self, client, userdata, msg) -> None:
         if msg.topic == f"{self.cfg.discovery.prefix}/status" and msg.payload == b"online":

@@ -1,0 +1,220 @@
+"""MQTT contract against a real mosquitto: payloads, outage buffering, Last Will, auth and TLS."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import jsonschema
+import paho.mqtt.client as mqtt
+import pytest
+import yaml
+
+from edge.config import MQTTConfig
+from edge.publish.mqtt import MQTTPublisher
+from tests.conftest import REPO
+
+LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+SCHEMAS = {p.name.split(".")[0]: json.loads(p.read_text()) for p in (REPO / "schemas").glob("*.schema.json")}
+
+
+class Subscriber:
+    """A real paho client that records (topic, payload, retain) of everything it sees."""
+
+    def __init__(self, port: int, topics=("fer-edge/#", "homeassistant/#")):
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self._lock = threading.Lock()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        self.client.on_message = lambda c, u, m: self._add(m)
+        self.client.connect("127.0.0.1", port)
+        for t in topics:
+            self.client.subscribe(t, qos=1)
+        self.client.loop_start()
+
+    def _add(self, m) -> None:
+        with self._lock:
+            self.messages.append((m.topic, m.payload, m.retain))
+
+    def payloads(self, suffix: str) -> list[bytes]:
+        with self._lock:
+            return [p for t, p, _ in self.messages if t.endswith(suffix)]
+
+    @staticmethod
+    def wait_for(predicate, timeout: float = 15.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(0.05)
+        return False
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def seqs(sub: Subscriber) -> list[int]:
+    return [json.loads(p)["seq"] for p in sub.payloads("/event")]
+
+
+def daemon(tmp_path: Path, port: int, source: Path, *extra: str, mqtt_extra: dict | None = None) -> subprocess.Popen:
+    cfg = {"mqtt": {"enabled": True, "host": "127.0.0.1", "port": port, "device_id": "testcam",
+                    "stats_interval_s": 0.5, **(mqtt_extra or {})}, "source": {"loop": True}}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return subprocess.Popen([sys.executable, "-m", "edge.cli", "--config", str(path), "--source", str(source), *extra],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_pipeline_run_publishes_the_documented_payloads(broker, face_video, tmp_path):
+    sub = Subscriber(broker.port)
+    proc = daemon(tmp_path, broker.port, face_video, "--duration", "8")
+    assert proc.wait(60) == 0, proc.stderr.read()
+    assert sub.wait_for(lambda: b"stopped" in sub.payloads("/availability"))
+    sub.close()
+    assert sub.payloads("testcam/availability")[0] == b"online"
+    for name, suffix in (("event", "testcam/event"), ("state", "testcam/state"), ("stats", "testcam/stats")):
+        payloads = sub.payloads(suffix)
+        assert payloads, name
+        for p in payloads:
+            jsonschema.validate(json.loads(p), SCHEMAS[name])
+    assert seqs(sub) == list(range(1, len(seqs(sub)) + 1))
+    configs = {t: json.loads(p) for t, p, _ in sub.messages if t.startswith("homeassistant/") and p}
+    assert set(configs) == {"homeassistant/sensor/testcam/dominant_emotion/config",
+                            "homeassistant/sensor/testcam/face_count/config", "homeassistant/event/testcam/emotion/config"}
+    for c in configs.values():
+        jsonschema.validate(c, SCHEMAS["discovery"])
+        assert c["availability"][0]["topic"] == "fer-edge/testcam/availability"
+    assert configs["homeassistant/event/testcam/emotion/config"]["event_types"] == list(LABELS)
+    assert not any("jpeg" in p.decode() for p in sub.payloads("/event"))  # no image data by default
+
+
+def _publisher(port: int, **kw) -> MQTTPublisher:
+    pub = MQTTPublisher(MQTTConfig(enabled=True, host="127.0.0.1", port=port, device_id="buf", keepalive=5,
+                                   discovery={"enabled": False}, **kw), LABELS)
+    pub.start()
+    return pub
+
+
+def _event(seq: int) -> dict:
+    return {"seq": seq, "device_id": "buf", "ts": "2026-01-01T00:00:00.000+00:00", "face_id": 1, "emotion": "happy",
+            "previous": None, "confidence": 0.9, "scores": {k: 0.1 for k in LABELS}, "box": [0, 0, 10, 10]}
+
+
+def test_events_during_an_outage_arrive_in_order_after_reconnect(broker):
+    pub = _publisher(broker.port, buffer_size=100)
+    sub = Subscriber(broker.port)
+    try:
+        assert sub.wait_for(lambda: pub.connected)
+        for i in range(1, 6):
+            pub.event(_event(i))
+        assert sub.wait_for(lambda: seqs(sub) == [1, 2, 3, 4, 5])
+        broker.stop()
+        assert sub.wait_for(lambda: not pub.connected)
+        for i in range(6, 31):
+            pub.event(_event(i))
+        assert pub.dropped == 0
+        broker.start()
+        sub2 = Subscriber(broker.port)
+        assert sub2.wait_for(lambda: len(seqs(sub2)) >= 25, timeout=30)
+        assert seqs(sub2) == list(range(6, 31))  # in order, no gaps
+        sub2.close()
+    finally:
+        pub.close()
+        sub.close()
+
+
+def test_buffer_overflow_drops_the_oldest_and_counts_them(broker):
+    pub = _publisher(broker.port, buffer_size=5)
+    try:
+        assert Subscriber(broker.port).wait_for(lambda: pub.connected)
+        broker.stop()
+        assert Subscriber.wait_for(lambda: not pub.connected)
+        for i in range(1, 13):
+            pub.event(_event(i))
+        assert pub.dropped == 7
+        broker.start()
+        sub = Subscriber(broker.port)
+        assert sub.wait_for(lambda: len(seqs(sub)) >= 5, timeout=30)
+        assert seqs(sub) == [8, 9, 10, 11, 12]
+        sub.close()
+    finally:
+        pub.close()
+
+
+@pytest.mark.parametrize("sig, expected", [(signal.SIGKILL, b"offline"), (signal.SIGTERM, b"stopped")])
+def test_availability_on_kill_and_on_clean_stop(broker, blank_clip, tmp_path, sig, expected):
+    sub = Subscriber(broker.port, topics=("fer-edge/testcam/availability",))
+    proc = daemon(tmp_path, broker.port, blank_clip)
+    try:
+        assert sub.wait_for(lambda: sub.payloads("availability")[-1:] == [b"online"], timeout=30)
+        t0 = time.monotonic()
+        os.kill(proc.pid, sig)
+        assert sub.wait_for(lambda: sub.payloads("availability")[-1:] == [expected], timeout=10)
+        rc = proc.wait(10)
+        if sig == signal.SIGTERM:
+            assert rc == 0 and time.monotonic() - t0 < 3
+    finally:
+        proc.kill()
+        sub.close()
+
+
+def test_password_broker_accepts_right_and_refuses_wrong_credentials(broker_factory, tmp_path, caplog, monkeypatch):
+    pwfile = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(pwfile), "cam", "s3cret"], check=True)
+    pwfile.chmod(0o600)
+    b = broker_factory(f"allow_anonymous false\npassword_file {pwfile}")
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret\n")
+    good = _publisher(b.port, username="cam", password_file=secret)
+    monkeypatch.setenv("FER_EDGE_MQTT_PASSWORD", "wrong")
+    caplog.set_level(logging.INFO, "fer-edge.mqtt")
+    bad = _publisher(b.port, username="cam")
+    try:
+        assert Subscriber.wait_for(lambda: good.connected)
+        time.sleep(3.5)  # several retries of the bad client
+        assert not bad.connected
+        refusals = [r.message for r in caplog.records if "refused" in r.message]
+        assert len(refusals) == 1 and "Not authorized" in refusals[0] or "Bad user name or password" in refusals[0]
+        assert "s3cret" not in caplog.text and "wrong" not in caplog.text
+    finally:
+        good.close()
+        bad.close()
+
+
+def _make_certs(d: Path) -> None:
+    def ssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
+
+    for name in ("ca", "other"):
+        ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={name}",
+            "-keyout", f"{name}.key", "-out", f"{name}.crt")
+    ssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "server.key", "-out", "server.csr")
+    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    ssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+        "-extfile", "san.ext", "-out", "server.crt")
+
+
+def test_tls_broker_with_generated_ca(broker_factory, tmp_path, caplog):
+    _make_certs(tmp_path)
+    b = broker_factory(f"allow_anonymous true\ncafile {tmp_path}/ca.crt\ncertfile {tmp_path}/server.crt\n"
+                       f"keyfile {tmp_path}/server.key")
+    caplog.set_level(logging.INFO, "fer-edge.mqtt")
+    good = _publisher(b.port, tls={"ca": tmp_path / "ca.crt"})
+    bad = _publisher(b.port, tls={"ca": tmp_path / "other.crt"})
+    try:
+        assert Subscriber.wait_for(lambda: good.connected)
+        time.sleep(3)
+        assert not bad.connected
+        fails = [r.message for r in caplog.records if "TLS handshake failed" in r.message]
+        assert len(fails) == 1
+    finally:
+        good.close()
+        bad.close()
