@@ -6,7 +6,6 @@ import json
 import os
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import cv2
@@ -38,13 +37,7 @@ def interpreter_latency(model: Path, threads: int, faces: int = 1, runs: int = 2
     """Median ms of one invoke on `faces` random faces with `threads` interpreter threads."""
     clf = Classifier(model, num_threads=threads)
     x = np.random.default_rng(0).integers(0, 255, (faces, *clf.input_size), np.uint8)
-    clf.logits(x)
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        clf.logits(x)
-        times.append(time.perf_counter() - t0)
-    return round(float(np.median(times)) * 1000, 4)
+    return round(clf.latency_ms(x, runs), 4)
 
 
 def run_benchmark(opts: RunOptions) -> dict:

@@ -8,6 +8,7 @@ tensor's own scale and zero point; any normalization lives inside the model.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,6 +89,21 @@ class Classifier:
     @property
     def input_size(self) -> tuple[int, int]:
         return self.card.input_size
+
+    @property
+    def tensor_details(self) -> tuple[dict, dict]:
+        """The interpreter's input and output tensor details (dtype, shape, quantization)."""
+        return self._interp.get_input_details()[0], self._interp.get_output_details()[0]
+
+    def latency_ms(self, faces: np.ndarray, runs: int = 200) -> float:
+        """Median milliseconds of one invoke on `faces`, after a warm-up run."""
+        self.logits(faces)
+        times = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            self.logits(faces)
+            times.append(time.perf_counter() - t0)
+        return float(np.median(times) * 1000)
 
     def _quantize(self, faces: np.ndarray) -> np.ndarray:
         x = faces.astype(np.float32)[..., None]

@@ -8,7 +8,6 @@ import json
 import logging
 import shlex
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -80,9 +79,9 @@ def quantize(args: argparse.Namespace, command: str) -> dict:
     int8_pred = np.concatenate([clf.logits(test.x[i:i + 256]).argmax(1) for i in range(0, len(test), 256)])
     float_report = classification_report(test.y, float_pred)
     int8_report = classification_report(test.y, int8_pred)
-    latency = _latency_ms(clf, test.x[:1])
+    latency = clf.latency_ms(test.x[:1], runs=300)
 
-    inp, outp = clf._interp.get_input_details()[0], clf._interp.get_output_details()[0]
+    inp, outp = clf.tensor_details
     config_path, command_path = run / "config.json", run / "command.txt"
     card = {
         "name": "fer-edge emotion classifier",
@@ -123,16 +122,6 @@ def quantize(args: argparse.Namespace, command: str) -> dict:
             "int8_accuracy": card["metrics"]["publictest_int8_accuracy"], "bytes": len(tflite),
             "latency_ms_p50": card["metrics"]["int8_latency_ms_p50_1thread"], "tflite": str(out)}, indent=2))
     return card
-
-
-def _latency_ms(clf, face: np.ndarray, runs: int = 300) -> float:
-    clf.logits(face)
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        clf.logits(face)
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times) * 1000)
 
 
 if __name__ == "__main__":
