@@ -152,6 +152,11 @@ def load_config(path: Path | None) -> Config:
         raise ConfigError(f"{path}: cannot read YAML: {' '.join(str(e).split())}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    return validate(data, str(path))
+
+
+def validate(data: dict, origin: str) -> Config:
+    """Validate a config mapping; errors name `origin` (a file, or the command line) and the key."""
     try:
         return Config.model_validate(data)
     except ValidationError as e:
@@ -159,4 +164,4 @@ def load_config(path: Path | None) -> Config:
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
         msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
         more = f" (+{len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
-        raise ConfigError(f"{path}: {where}: {msg}{more}") from None
+        raise ConfigError(f"{origin}: {where}: {msg}{more}") from None

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge.classifier import Classifier, ModelError
-from edge.config import Config, ConfigError, load_config
+from edge.config import Config, ConfigError, load_config, validate
 from edge.detector import DetectorError, FaceDetector
 from edge.notify import Notifier
 from edge.pipeline import Pipeline
@@ -42,10 +42,7 @@ def resolve_config(opts: RunOptions) -> Config:
         for key in parents:
             node = node[key]
         node[leaf] = value
-    try:
-        return Config.model_validate(data)
-    except Exception as e:
-        raise ConfigError(f"command-line override: {str(e).splitlines()[-1].strip()}") from None
+    return validate(data, "command line") if opts.overrides else cfg
 
 
 def make_publishers(cfg: Config, print_events: bool, labels: tuple[str, ...]) -> list[Publisher]:

@@ -14,11 +14,9 @@ import numpy as np
 import pytest
 import yaml
 
-from edge import cli
 from edge.classifier import Classifier, ModelError, crop_faces
 from edge.config import Config, ConfigError, TrackerConfig, load_config
 from edge.pacer import Pacer
-from edge.records import Frame
 from edge.sources import Grabber, Picamera2Source, SourceError, open_source
 from edge.config import SourceConfig
 from edge.tracker import Tracker
