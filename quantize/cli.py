@@ -52,6 +52,7 @@ def quantize(args: argparse.Namespace, command: str) -> dict:
     from edge.classifier import Classifier
     from quantize.convert import load_fer_model, to_int8_tflite, with_flip_tta
     from trainer.data import load_split
+    from trainer.evaluate import predict_logits
     from trainer.labels import IMAGE_SIZE, LABELS
     from trainer.metrics import classification_report
     from trainer.models import count_macs
@@ -75,7 +76,7 @@ def quantize(args: argparse.Namespace, command: str) -> dict:
     card_path.write_text(json.dumps(card))  # minimal card so the edge runtime can load it
 
     clf = Classifier(out, card_path, num_threads=1)
-    float_pred = model.predict(test.x[..., None].astype(np.float32), batch_size=512, verbose=0).argmax(1)
+    float_pred = predict_logits(model, test.x).argmax(1)
     int8_pred = np.concatenate([clf.logits(test.x[i:i + 256]).argmax(1) for i in range(0, len(test), 256)])
     float_report = classification_report(test.y, float_pred)
     int8_report = classification_report(test.y, int8_pred)

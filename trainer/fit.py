@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from trainer.augment import AugmentConfig, augment_batch
 from trainer.data import DataError, Split, load_split
-from trainer.evaluate import evaluate_run
+from trainer.evaluate import evaluate_run, predict_logits
 from trainer.labels import LABELS
 from trainer.models import ARCHITECTURES, count_macs
 
@@ -144,6 +144,6 @@ def fit(cfg: FitConfig) -> Path:
 
     # Evaluate the selected checkpoint, and keep its train logits for distillation
     best_model = keras.models.load_model(run / "best.keras")
-    np.save(run / "train_logits.npy", best_model.predict(train.x[..., None].astype(np.float32), batch_size=512, verbose=0))
+    np.save(run / "train_logits.npy", predict_logits(best_model, train.x))
     evaluate_run(run, best_model, test)
     return run
