@@ -81,7 +81,8 @@ def table(r: dict) -> str:
     lines = [f"source: {r['source']} ({r['ended']}), model: {r['model']}",
              f"frames {r['frames']}, FPS target {r['fps_target'] or 'max'}: processed {r['fps_processed']}, "
              f"skipped {r['fps_skipped']} (pacer {r['frames_skipped']}, grabber {r['frames_dropped']})",
-             f"faces/frame {r['faces_per_frame']}, frames with a face {r['frames_with_faces']:.1%}, events {r['events']}, "
+             f"faces/frame {r['faces_per_frame']}, frames with a face detected {r['frames_with_faces']:.1%}, "
+             f"tracked {r['frames_tracked']:.1%}, events {r['events']}, "
              f"first event {r['first_event_s']} s",
              "", f"{'stage':<10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"]
     for stage in ("capture", "detect", "classify", "track", "publish"):

@@ -39,10 +39,10 @@ class FaceDetector:
         if self._cascade.empty():
             raise DetectorError(f"cannot load Haar cascade {path}")
 
-    def _run(self, gray: np.ndarray, scale: float, min_size: int, max_size: int = 0) -> list[Box]:
+    def _run(self, gray: np.ndarray, scale: float, min_neighbors: int, min_size: int, max_size: int = 0) -> list[Box]:
         small = gray if scale == 1.0 else cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         found = self._cascade.detectMultiScale(
-            small, scaleFactor=self.cfg.scale_factor, minNeighbors=self.cfg.min_neighbors,
+            small, scaleFactor=self.cfg.scale_factor, minNeighbors=min_neighbors,
             minSize=(max(16, int(min_size * scale)),) * 2,
             maxSize=(int(max_size * scale),) * 2 if max_size else (0, 0))
         return [(int(x / scale), int(y / scale), int(w / scale), int(h / scale)) for x, y, w, h in found]
@@ -50,7 +50,7 @@ class FaceDetector:
     def detect(self, gray: np.ndarray) -> list[Box]:
         """All faces of a full frame, searched on a copy downscaled to `detect_width`."""
         scale = min(1.0, self.cfg.detect_width / gray.shape[1])
-        return self._run(gray, scale, self.cfg.min_face)
+        return self._run(gray, scale, self.cfg.min_neighbors, self.cfg.min_face)
 
     def redetect(self, gray: np.ndarray, known: list[Box]) -> list[Box]:
         """Faces near `known` boxes, each searched in its own small region around the box."""
@@ -61,8 +61,15 @@ class FaceDetector:
             x0, y0 = max(0, x - m), max(0, y - m)
             x1, y1 = min(fw, x + w + m), min(fh, y + h + m)
             scale = min(1.0, 96 / max(w, 1))  # search with the face about 96 px wide
-            for bx, by, bw, bh in self._run(gray[y0:y1, x0:x1], scale, int(w * 0.7), int(w * 1.4) + 1):
+            roi = gray[y0:y1, x0:x1]
+            for bx, by, bw, bh in self._run(roi, scale, self.cfg.roi_min_neighbors, int(w * 0.7), int(w * 1.4) + 1):
                 box = (bx + x0, by + y0, bw, bh)
                 if all(iou(box, other) < 0.3 for other in found):
                     found.append(box)
         return found
+
+    def find(self, gray: np.ndarray, known: list[Box], full: bool) -> list[Box]:
+        """A frame's faces: the full search if `full`, plus re-detection of known faces it missed."""
+        found = self.detect(gray) if full else []
+        lost = [k for k in known if all(iou(k, f) < 0.3 for f in found)]
+        return found + [b for b in self.redetect(gray, lost) if all(iou(b, f) < 0.3 for f in found)]

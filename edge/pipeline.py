@@ -36,12 +36,10 @@ class Pipeline:
     def process(self, frame: Frame) -> int:
         """Run one frame through every stage; returns the number of faces found."""
         t0 = time.perf_counter()
-        tracking = bool(self.tracker.tracks)
-        if self.pacer.full_detection_due(tracking):
-            boxes = self.detector.detect(frame.image)
+        full = self.pacer.full_detection_due(bool(self.tracker.tracks))
+        boxes = self.detector.find(frame.image, self.tracker.boxes(), full)
+        if full:
             self.pacer.record_full_cost(time.perf_counter() - t0)
-        else:
-            boxes = self.detector.redetect(frame.image, self.tracker.boxes())
         t1 = time.perf_counter()
         faces = crop_faces(frame.image, boxes, self.classifier.input_size, self.cfg.detector.crop_margin)
         probs = self.classifier.classify(faces)
@@ -66,7 +64,7 @@ class Pipeline:
         t4 = time.perf_counter()
         for stage, seconds in (("detect", t1 - t0), ("classify", t2 - t1), ("track", t3 - t2), ("publish", t4 - t3)):
             self.stats.add(stage, seconds)
-        self.stats.frame_done(len(boxes), t2 - t1)
+        self.stats.frame_done(len(boxes), len(self.tracker.tracks), t2 - t1)
         return len(boxes)
 
     def snapshot(self) -> dict:

@@ -45,6 +45,7 @@ class Stats:
         self.processed_at: deque[float] = deque(maxlen=window)
         self.processed = 0
         self.frames_with_faces = 0
+        self.frames_tracked = 0
         self.faces = 0
         self.events = 0
         self.first_event_s: float | None = None
@@ -53,11 +54,13 @@ class Stats:
     def add(self, stage: str, seconds: float) -> None:
         self.stage_ms[stage].append(seconds * 1000)
 
-    def frame_done(self, faces: int, classify_s: float) -> None:
+    def frame_done(self, faces: int, tracks: int, classify_s: float) -> None:
+        """Count one processed frame: faces detected in it, face tracks live after it."""
         self.processed += 1
         self.processed_at.append(time.monotonic())
         self.faces += faces
         self.frames_with_faces += faces > 0
+        self.frames_tracked += tracks > 0
         if faces:
             self.classify_ms_per_face.append(classify_s * 1000 / faces)
 
@@ -86,6 +89,7 @@ class Stats:
             "frames_dropped": dropped,
             "faces_per_frame": round(self.faces / self.processed, 3) if self.processed else 0.0,
             "frames_with_faces": round(self.frames_with_faces / self.processed, 4) if self.processed else 0.0,
+            "frames_tracked": round(self.frames_tracked / self.processed, 4) if self.processed else 0.0,
             "events": self.events,
             "first_event_s": round(self.first_event_s, 3) if self.first_event_s is not None else None,
             "cpu_percent": round(100 * (time.process_time() - self._cpu0) / elapsed, 1),

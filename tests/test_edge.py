@@ -277,6 +277,21 @@ def test_frames_are_skipped_when_work_exceeds_the_budget(face_video, monkeypatch
     assert snap["frames"] <= 22 and snap["frames_dropped"] >= 30  # ~10 processed/s, the rest dropped
 
 
+def test_known_face_missed_by_full_detection_is_found_again_nearby(face_image):
+    import cv2
+
+    from edge.config import DetectorConfig
+    from edge.detector import FaceDetector, iou
+
+    gray = cv2.imread(str(face_image), cv2.IMREAD_GRAYSCALE)
+    [face] = FaceDetector(DetectorConfig()).detect(gray)
+    strict = FaceDetector(DetectorConfig(min_neighbors=200))  # full search finds nothing
+    assert strict.detect(gray) == []
+    [again] = strict.find(gray, [face], full=True)
+    assert iou(again, face) > 0.6
+    assert strict.find(gray, [], full=False) == []
+
+
 def test_predict_on_image_and_annotated_output(face_image, tmp_path):
     out = tmp_path / "annotated.jpg"
     r = run_cli("predict", str(face_image), "--out", str(out))
@@ -300,3 +315,4 @@ def test_benchmark_json_has_the_documented_keys(blank_clip):
                 "latency_ms_p95", "rss_mb_peak", "frames", "faces_per_frame", "interpreter_ms_1face_1thread"):
         assert key in result
     assert result["frames"] == 60 and result["fps_skipped"] == 0
+    assert result["frames_with_faces"] == result["frames_tracked"] == 0

@@ -43,6 +43,7 @@ class FitConfig:
     class_weight_power: float = 0.3
     patience: int = 20
     seed: int = 1
+    init_from: str | None = None
     teacher_logits: str | None = None
     distill_weight: float = 0.7
     distill_temperature: float = 3.0
@@ -96,6 +97,18 @@ def _best_so_far(history: Path) -> float | None:
     return max(values) if values else None
 
 
+def _load_weights(model: keras.Model, src: Path) -> None:
+    """Copy the weights of a run's best.keras (or a .keras file) of the same architecture."""
+    path = src / "best.keras" if src.is_dir() else src
+    if not path.is_file():
+        raise DataError(f"--init-from: no model at {path}")
+    donor = keras.models.load_model(path)
+    if donor.name != model.name:
+        raise DataError(f"--init-from: {path} is {donor.name}, this run builds {model.name}")
+    model.set_weights(donor.get_weights())
+    log.info("initialised from %s", path)
+
+
 def fit(cfg: FitConfig) -> Path:
     """Train (or resume) one run and write its report; returns the run folder."""
     run = Path(cfg.run_dir)
@@ -115,6 +128,8 @@ def fit(cfg: FitConfig) -> Path:
         kwargs["depth"] = cfg.depth
     model = builder(**kwargs)
     log.info("%s: %d params, %.1f M MACs", model.name, model.count_params(), count_macs(model) / 1e6)
+    if cfg.init_from:  # warm start; an interrupted run's own backup still takes precedence
+        _load_weights(model, Path(cfg.init_from))
     steps = len(train) // cfg.batch_size
     warmup = min(cfg.warmup_epochs, cfg.epochs // 2)
     schedule = keras.optimizers.schedules.CosineDecay(
