@@ -35,10 +35,15 @@ def load_fer_model(path: Path) -> keras.Model:
 
 
 def with_flip_tta(model: keras.Model) -> keras.Model:
-    """Wrap `model` so it returns the mean logits of the image and its mirror image."""
+    """Wrap `model` so it returns the mean logits of the image and its mirror image.
+
+    Both go through the model as one batch of 2N, so the weights are stored once.
+    """
     inp = keras.Input(model.input_shape[1:], name="pixels")
-    mirrored = keras.layers.Lambda(lambda t: tf.reverse(t, axis=[2]), name="mirror")(inp)
-    out = keras.layers.Average(name="flip_tta")([model(inp), model(mirrored)])
+    pair = keras.layers.Lambda(lambda t: tf.concat([t, tf.reverse(t, axis=[2])], 0), name="mirror")(inp)
+    logits = model(pair)
+    out = keras.layers.Lambda(lambda z: tf.reduce_mean(tf.reshape(z, (2, -1, len(LABELS))), 0),
+                              name="flip_tta")(logits)
     return keras.Model(inp, out, name=f"{model.name}_flip")
 
 

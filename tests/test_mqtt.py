@@ -96,6 +96,18 @@ def test_pipeline_run_publishes_the_documented_payloads(broker, face_video, tmp_
     assert not any("jpeg" in p.decode() for p in sub.payloads("/event"))  # no image data by default
 
 
+def test_discovery_is_sent_again_when_home_assistant_comes_online(broker):
+    pub = MQTTPublisher(MQTTConfig(enabled=True, host="127.0.0.1", port=broker.port, device_id="ha"), LABELS)
+    sub = Subscriber(broker.port, topics=("homeassistant/+/ha/#",))
+    pub.start()
+    configs = lambda: [t for t, p, _ in sub.messages if p]  # noqa: E731
+    assert sub.wait_for(lambda: len(configs()) == 3)
+    sub.client.publish("homeassistant/status", "online", qos=1)  # what HA sends after a restart
+    assert sub.wait_for(lambda: len(configs()) == 6)
+    pub.close()
+    sub.close()
+
+
 def _publisher(port: int, **kw) -> MQTTPublisher:
     pub = MQTTPublisher(MQTTConfig(enabled=True, host="127.0.0.1", port=port, device_id="buf", keepalive=5,
                                    discovery={"enabled": False}, **kw), LABELS)

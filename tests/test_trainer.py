@@ -114,6 +114,21 @@ def test_quantize_writes_int8_model_and_card(trained, folders, tmp_path):
     assert probs.shape == (5, 7) and np.allclose(probs.sum(1), 1, atol=1e-5)
 
 
+def test_flip_tta_model_averages_each_face_with_its_mirror(trained, folders, tmp_path):
+    from edge.classifier import Classifier
+
+    out = tmp_path / "tta.tflite"
+    assert quant_cli.main([str(trained), "--data", str(folders), "--out", str(out), "--calibration", "50",
+                           "--flip-tta"]) == 0
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["flip_tta"] is True
+    clf, step = Classifier(out), card["output"]["scale"]
+    faces = fake_faces(5, 9)[0]
+    batch = clf.logits(faces)
+    assert np.allclose(batch, np.concatenate([clf.logits(f[None]) for f in faces]), atol=step)
+    assert np.allclose(batch, clf.logits(np.ascontiguousarray(faces[:, :, ::-1])), atol=step)
+
+
 def test_quantize_refuses_foreign_model(tmp_path, capsys):
     import keras
 
