@@ -6,6 +6,7 @@ import json
 import os
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import cv2
@@ -40,6 +41,30 @@ def interpreter_latency(model: Path, threads: int, faces: int = 1, runs: int = 2
     return round(clf.latency_ms(x, runs), 4)
 
 
+class RssSampler:
+    """RSS once a second, to tell warm-up growth from a leak over a long (soak) run."""
+
+    WARMUP_S = 60.0
+
+    def __init__(self):
+        self.t0 = time.monotonic()
+        self.start = rss_mb()
+        self.warm: float | None = None
+        self._next = self.t0
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        if now >= self._next:
+            self._next = now + 1.0
+            if self.warm is None and now - self.t0 >= self.WARMUP_S:
+                self.warm = rss_mb()
+
+    def summary(self, end: float) -> dict:
+        """`rss_growth_mb_after_warmup` is None for runs shorter than the warm-up."""
+        return {"rss_mb_start": round(self.start, 1), "rss_growth_mb": round(end - self.start, 1),
+                "rss_growth_mb_after_warmup": round(end - self.warm, 1) if self.warm is not None else None}
+
+
 def run_benchmark(opts: RunOptions) -> dict:
     overrides = {"pacer.fps": DEFAULT_FPS, **opts.overrides}
     tmp = None
@@ -53,13 +78,13 @@ def run_benchmark(opts: RunOptions) -> dict:
     grabber = Grabber(open_source(cfg.source), realtime=cfg.source.realtime, backoff=cfg.source.reopen_backoff_s)
     publishers = make_publishers(cfg, print_events=False, labels=classifier.labels)
     pipeline = Pipeline(cfg, grabber, FaceDetector(cfg.detector), classifier, publishers)
-    rss_start = rss_mb()
+    rss = RssSampler()
     for p in publishers:
         p.start()
     grabber.start()
     try:
         ended = pipeline.run(threading.Event(), opts.max_frames,
-                             opts.duration or (None if opts.max_frames else DEFAULT_SECONDS))
+                             opts.duration or (None if opts.max_frames else DEFAULT_SECONDS), rss.tick)
     finally:
         grabber.stop()
         for p in publishers:
@@ -68,8 +93,7 @@ def run_benchmark(opts: RunOptions) -> dict:
             tmp.cleanup()
     result = {"source": "synthetic (no faces)" if tmp else cfg.source.uri, "ended": ended,
               "model": str(cfg.model.path), **pipeline.snapshot()}
-    result["rss_mb_start"] = round(rss_start, 1)
-    result["rss_growth_mb"] = round(result["rss_mb"] - rss_start, 1)
+    result.update(rss.summary(result["rss_mb"]))
     threads = os.cpu_count() or 1
     result["interpreter_ms_1face_1thread"] = interpreter_latency(cfg.model.path, 1)
     result[f"interpreter_ms_1face_{threads}threads"] = interpreter_latency(cfg.model.path, threads)
@@ -90,7 +114,8 @@ def table(r: dict) -> str:
         lines.append(f"{stage:<10}" + "".join(f"{v:>9.3f}" if v is not None else f"{'-':>9}" for v in vals))
     lines += ["",
               f"classify per face p50 {r['classify_ms_per_face_p50']} ms; capture->event latency p95 {r['latency_ms_p95']} ms",
-              f"CPU {r['cpu_percent']} %, RSS {r['rss_mb']} MB (peak {r['rss_mb_peak']}, growth {r['rss_growth_mb']})",
+              f"CPU {r['cpu_percent']} %, RSS {r['rss_mb']} MB (peak {r['rss_mb_peak']}, growth {r['rss_growth_mb']}, "
+              f"after the first {RssSampler.WARMUP_S:.0f} s {r['rss_growth_mb_after_warmup']})",
               "interpreter alone: " + ", ".join(f"{k.removeprefix('interpreter_ms_')} {v} ms"
                                                 for k, v in r.items() if k.startswith("interpreter_ms_"))]
     if r["source"].startswith("synthetic"):
