@@ -118,10 +118,11 @@ def quantize(args: argparse.Namespace, command: str) -> dict:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     card_path.write_text(json.dumps(card, indent=2) + "\n")
-    if run.is_dir():
-        (run / "quant.json").write_text(json.dumps({
+    if run.is_dir():  # for `fer-train compare`: one summary per variant
+        (run / ("quant_flip.json" if args.flip_tta else "quant.json")).write_text(json.dumps({
             "int8_accuracy": card["metrics"]["publictest_int8_accuracy"], "bytes": len(tflite),
-            "latency_ms_p50": card["metrics"]["int8_latency_ms_p50_1thread"], "tflite": str(out)}, indent=2))
+            "latency_ms_p50": card["metrics"]["int8_latency_ms_p50_1thread"], "flip_tta": bool(args.flip_tta),
+            "tflite": str(out)}, indent=2))
     return card
 
 

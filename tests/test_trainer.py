@@ -127,6 +127,7 @@ def test_flip_tta_model_averages_each_face_with_its_mirror(trained, folders, tmp
     batch = clf.logits(faces)
     assert np.allclose(batch, np.concatenate([clf.logits(f[None]) for f in faces]), atol=step)
     assert np.allclose(batch, clf.logits(np.ascontiguousarray(faces[:, :, ::-1])), atol=step)
+    assert "| flip TTA |" in train_cli.compare([trained])  # each quantized variant gets its row
 
 
 def test_quantize_refuses_foreign_model(tmp_path, capsys):

@@ -99,18 +99,19 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def compare(runs) -> str:
-    """Markdown table: accuracy, params, MACs and (if quantized) int8 accuracy, size and latency."""
-    rows = ["| run | model | float acc | flip TTA | int8 acc | params | MACs (M) | int8 KB | int8 ms |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    """Markdown table: accuracy, params, MACs and, per quantized variant, int8 accuracy, size and latency."""
+    rows = ["| run | model | float acc | flip TTA | int8 variant | int8 acc | params | MACs (M) | int8 KB | int8 ms |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    fmt = lambda v, f: format(v, f) if v is not None else "–"  # noqa: E731
     for run in runs:
         r = json.loads((run / "report.json").read_text())
-        q = json.loads((run / "quant.json").read_text()) if (run / "quant.json").exists() else {}
-        fmt = lambda v, f: format(v, f) if v is not None else "–"  # noqa: E731
-        rows.append(f"| {run.name} | {r['model']} | {r['accuracy']:.2%} | {fmt(r.get('accuracy_flip_tta'), '.2%')} "
-                    f"| {fmt(q.get('int8_accuracy'), '.2%')} | {r['params']:,} | {r['macs'] / 1e6:.1f} "
-                    f"| {fmt(q.get('bytes') and q['bytes'] / 1024, '.0f')} | {fmt(q.get('latency_ms_p50'), '.3f')} |")
+        variants = [json.loads(p.read_text()) for p in sorted(run.glob("quant*.json"))] or [{}]
+        for q in variants:
+            kind = "–" if not q else ("flip TTA" if q.get("flip_tta") else "plain")
+            rows.append(f"| {run.name} | {r['model']} | {r['accuracy']:.2%} | {fmt(r.get('accuracy_flip_tta'), '.2%')} "
+                        f"| {kind} | {fmt(q.get('int8_accuracy'), '.2%')} | {r['params']:,} | {r['macs'] / 1e6:.1f} "
+                        f"| {fmt(q.get('bytes') and q['bytes'] / 1024, '.0f')} | {fmt(q.get('latency_ms_p50'), '.3f')} |")
     return "\n".join(rows)
-
 
 if __name__ == "__main__":
     sys.exit(main())
