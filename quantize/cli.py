@@ -83,7 +83,6 @@ def quantize(args: argparse.Namespace, command: str) -> dict:
     latency = clf.latency_ms(test.x[:1], runs=300)
 
     inp, outp = clf.tensor_details
-    config_path, command_path = run / "config.json", run / "command.txt"
     card = {
         "name": "fer-edge emotion classifier",
         "labels": list(LABELS),
@@ -108,10 +107,7 @@ def quantize(args: argparse.Namespace, command: str) -> dict:
             "int8_latency_ms_p50_1thread": round(latency, 4),
             "latency_machine": "2-core x86-64 dev box, ai-edge-litert, 1 thread, 1 face",
         },
-        "training": {
-            "command": command_path.read_text().strip() if command_path.exists() else None,
-            "config": json.loads(config_path.read_text()) if config_path.exists() else None,
-        },
+        "training": _training_record(run),
         "quantize": {"command": command, "calibration_images": len(pick), "seed": args.seed},
         "data": {"source": str(args.data), "train_images": len(train), "train_checksum": train.checksum,
                  "publictest_images": len(test), "publictest_checksum": test.checksum},
@@ -124,6 +120,17 @@ def quantize(args: argparse.Namespace, command: str) -> dict:
             "latency_ms_p50": card["metrics"]["int8_latency_ms_p50_1thread"], "flip_tta": bool(args.flip_tta),
             "tflite": str(out)}, indent=2))
     return card
+
+
+def _training_record(run: Path) -> dict:
+    """The run's command and config, and those of the run it was warm-started from, if any."""
+    config_path, command_path = run / "config.json", run / "command.txt"
+    record = {"command": command_path.read_text().strip() if command_path.exists() else None,
+              "config": json.loads(config_path.read_text()) if config_path.exists() else None}
+    init = (record["config"] or {}).get("init_from")
+    if init:
+        record["init_from"] = _training_record(Path(init))
+    return record
 
 
 if __name__ == "__main__":
