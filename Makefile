@@ -31,8 +31,10 @@ test: $(VENV)/.dev mosquitto
 	$(PY) -m pytest -q $(ARGS)
 
 train: $(VENV)/.dev  ## the shipped model's recipe (resumable: re-run to continue)
-	$(VENV)/bin/fer-train fit --data $(DATA) --run $(RUN) --epochs 50
-	$(VENV)/bin/fer-quantize $(RUN) --data $(DATA) --out models/fer_int8.tflite
+	$(VENV)/bin/fer-train fit --data $(DATA) --run $(RUN) --epochs 36
+	$(VENV)/bin/fer-train fit --data $(DATA) --run $(RUN)_ft --init-from $(RUN) --epochs 60 --lr 2e-3 \
+	  --warmup-epochs 2 --erase-prob 0.25 --patience 30
+	$(VENV)/bin/fer-quantize $(RUN)_ft --data $(DATA) --out models/fer_int8.tflite --flip-tta
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache
