@@ -31,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--epochs", type=int, default=50)
     fit.add_argument("--batch-size", type=int, default=128)
     fit.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (warmup, then cosine)")
+    fit.add_argument("--warmup-epochs", type=int, default=3, help="linear warmup before the cosine decay")
     fit.add_argument("--weight-decay", type=float, default=0.05, help="AdamW decoupled weight decay")
     fit.add_argument("--label-smoothing", type=float, default=0.1)
     fit.add_argument("--class-weight-power", type=float, default=0.3,
@@ -42,7 +43,6 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--distill-weight", type=float, default=0.7)
     fit.add_argument("--distill-temperature", type=float, default=3.0)
     fit.add_argument("--erase-prob", type=float, default=0.5, help="random-erasing probability")
-    fit.add_argument("--warmup-epochs", type=int, default=3)
     fit.add_argument("--mixup", type=float, default=0.0, help="mixup alpha (0 disables)")
     fit.add_argument("--rotate", type=float, default=10.0, help="max rotation in degrees")
     fit.add_argument("--cache-dir", default=".cache", help="decoded-array cache")
