@@ -42,7 +42,7 @@ def interpreter_latency(model: Path, threads: int, faces: int = 1, runs: int = 2
 
 
 class RssSampler:
-    """RSS once a second, to tell warm-up growth from a leak over a long (soak) run."""
+    """RSS at the start and after a warm-up, to tell warm-up growth from a leak in a long (soak) run."""
 
     WARMUP_S = 60.0
 
@@ -50,14 +50,11 @@ class RssSampler:
         self.t0 = time.monotonic()
         self.start = rss_mb()
         self.warm: float | None = None
-        self._next = self.t0
 
     def tick(self) -> None:
-        now = time.monotonic()
-        if now >= self._next:
-            self._next = now + 1.0
-            if self.warm is None and now - self.t0 >= self.WARMUP_S:
-                self.warm = rss_mb()
+        """Called every loop iteration; reads RSS once, when the warm-up has passed."""
+        if self.warm is None and time.monotonic() - self.t0 >= self.WARMUP_S:
+            self.warm = rss_mb()
 
     def summary(self, end: float) -> dict:
         """`rss_growth_mb_after_warmup` is None for runs shorter than the warm-up."""

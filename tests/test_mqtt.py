@@ -120,6 +120,16 @@ def _event(seq: int) -> dict:
             "previous": None, "confidence": 0.9, "scores": {k: 0.1 for k in LABELS}, "box": [0, 0, 10, 10]}
 
 
+def _outage(broker, pub: MQTTPublisher, events: range) -> Subscriber:
+    """Publish `events` while the broker is down, restart it, and subscribe for the replay."""
+    broker.stop()
+    assert Subscriber.wait_for(lambda: not pub.connected)
+    for i in events:
+        pub.event(_event(i))
+    broker.start()
+    return Subscriber(broker.port)
+
+
 def test_events_during_an_outage_arrive_in_order_after_reconnect(broker):
     pub = _publisher(broker.port, buffer_size=100)
     sub = Subscriber(broker.port)
@@ -128,13 +138,8 @@ def test_events_during_an_outage_arrive_in_order_after_reconnect(broker):
         for i in range(1, 6):
             pub.event(_event(i))
         assert sub.wait_for(lambda: seqs(sub) == [1, 2, 3, 4, 5])
-        broker.stop()
-        assert sub.wait_for(lambda: not pub.connected)
-        for i in range(6, 31):
-            pub.event(_event(i))
+        sub2 = _outage(broker, pub, range(6, 31))
         assert pub.dropped == 0
-        broker.start()
-        sub2 = Subscriber(broker.port)
         assert sub2.wait_for(lambda: len(seqs(sub2)) >= 25, timeout=30)
         assert seqs(sub2) == list(range(6, 31))  # in order, no gaps
         sub2.close()
@@ -146,14 +151,9 @@ def test_events_during_an_outage_arrive_in_order_after_reconnect(broker):
 def test_buffer_overflow_drops_the_oldest_and_counts_them(broker):
     pub = _publisher(broker.port, buffer_size=5)
     try:
-        assert Subscriber(broker.port).wait_for(lambda: pub.connected)
-        broker.stop()
-        assert Subscriber.wait_for(lambda: not pub.connected)
-        for i in range(1, 13):
-            pub.event(_event(i))
+        assert Subscriber.wait_for(lambda: pub.connected)
+        sub = _outage(broker, pub, range(1, 13))
         assert pub.dropped == 7
-        broker.start()
-        sub = Subscriber(broker.port)
         assert sub.wait_for(lambda: len(seqs(sub)) >= 5, timeout=30)
         assert seqs(sub) == [8, 9, 10, 11, 12]
         sub.close()

@@ -5,7 +5,6 @@ payload schemas). paho-mqtt 2.x runs the network thread and reconnects with expo
 
 from __future__ import annotations
 
-import json
 import logging
 import ssl
 import threading
@@ -21,8 +20,9 @@ log = logging.getLogger("fer-edge.mqtt")
 
 class MQTTPublisher:
     def __init__(self, cfg: MQTTConfig, labels: tuple[str, ...]):
-        self.cfg, self.labels = cfg, labels
+        self.cfg = cfg
         self.base = f"{cfg.topic_prefix}/{cfg.device_id}"
+        self._discovery = discovery_configs(cfg.discovery.prefix, self.base, cfg.device_id, labels)
         self._lock = threading.Lock()
         self._buffer: deque[str] = deque()
         self._state: str | None = None
@@ -115,14 +115,12 @@ class MQTTPublisher:
 
     # -- publishing --------------------------------------------------------------------------
     def _publish_discovery(self) -> None:
-        for topic, payload in discovery_configs(self.cfg.discovery.prefix, self.base, self.cfg.device_id,
-                                                self.labels).items():
+        for topic, payload in self._discovery.items():
             self.client.publish(topic, encode(payload), qos=1, retain=True)
 
     def remove_discovery(self) -> list[mqtt.MQTTMessageInfo]:
         """Empty retained configs: Home Assistant removes the entities."""
-        return [self.client.publish(topic, b"", qos=1, retain=True)
-                for topic in discovery_configs(self.cfg.discovery.prefix, self.base, self.cfg.device_id, self.labels)]
+        return [self.client.publish(topic, b"", qos=1, retain=True) for topic in self._discovery]
 
     def _flush_locked(self) -> list[mqtt.MQTTMessageInfo]:
         """Send buffered events in order, then the latest state; stop at the first refusal."""
@@ -159,4 +157,4 @@ class MQTTPublisher:
             extra = {"buffer_depth": len(self._buffer), "events_dropped": self.dropped,
                      "mqtt_connected": self.connected}
             if self.connected:
-                self.client.publish(f"{self.base}/stats", json.dumps({**payload, **extra}), qos=0)
+                self.client.publish(f"{self.base}/stats", encode({**payload, **extra}), qos=0)
