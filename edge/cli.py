@@ -29,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--source", help=f"camera index, /dev/videoN, video file, URL or 'picamera' (env ${SOURCE_ENV})")
     p.add_argument("--model", type=Path, help="int8 .tflite (its card is the .json beside it)")
     p.add_argument("--fps", type=float, help="FPS target; 0 = as fast as possible (a file is then not paced)")
+    p.add_argument("--playback-fps", type=float, help="play a video file at this rate instead of its own")
     p.add_argument("--print", action="store_true", help="print events and state as JSON lines on stdout")
     p.add_argument("--max-frames", type=int, help="stop after N processed frames")
     p.add_argument("--duration", type=float, help="stop after S seconds")
@@ -57,6 +58,8 @@ def _overrides(args: argparse.Namespace) -> dict:
         out["pacer.fps"] = args.fps
         if args.fps == 0:
             out["source.realtime"] = False
+    if args.playback_fps is not None:
+        out["source.playback_fps"] = args.playback_fps
     if args.log_level:
         out["logging.level"] = args.log_level
     return out

@@ -37,6 +37,7 @@ class SourceConfig(_Section):
     uri: str = Field("0", description="camera index, /dev/videoN, video file, rtsp:// or http:// URL, or 'picamera'")
     loop: bool = Field(False, description="restart a video file at its end instead of stopping")
     realtime: bool = Field(True, description="play a video file at its own FPS, like a camera (false: as fast as possible)")
+    playback_fps: float | None = Field(None, gt=0.0, description="play a video file at this rate instead of its own (realtime only)")
     width: int | None = Field(None, gt=0, description="requested capture width (cameras)")
     height: int | None = Field(None, gt=0, description="requested capture height (cameras)")
     reopen_backoff_s: tuple[float, float] = Field((1.0, 30.0), description="first and max delay between camera reopen attempts")

@@ -145,6 +145,8 @@ def open_source(cfg: SourceConfig) -> FrameSource:
     else:
         source = OpenCVSource(cfg.uri, cfg.loop, cfg.width, cfg.height)
     source.open()
+    if cfg.playback_fps and not source.live:
+        source.fps = cfg.playback_fps
     return source
 
 

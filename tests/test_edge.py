@@ -170,6 +170,18 @@ def test_grabber_hands_out_latest_frame_and_counts_drops():
         g.stop()
 
 
+def test_file_plays_at_its_own_rate_or_the_configured_one(blank_clip):
+    assert open_source(SourceConfig(uri=str(blank_clip))).fps == pytest.approx(30.0)
+    fast = open_source(SourceConfig(uri=str(blank_clip), playback_fps=120.0))
+    assert fast.fps == 120.0
+    g = Grabber(fast, realtime=True)
+    t0 = time.monotonic()
+    g.start()
+    g.join(timeout=5.0)
+    assert g.ended and g.frames == 60
+    assert time.monotonic() - t0 < 1.5  # 60 frames at 120 fps, not at the file's 30 (2 s)
+
+
 def test_lost_camera_is_reopened_and_the_loop_resumes():
     src = ScriptedSource(fail_after=20)
     g = Grabber(src, realtime=True, backoff=(0.05, 0.2))

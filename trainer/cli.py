@@ -9,8 +9,6 @@ import logging
 import sys
 from pathlib import Path
 
-from trainer.augment import AugmentConfig
-
 DEFAULT_DATA = "../shared/data/fer2013"
 
 
@@ -65,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "fit":
+            from trainer.augment import AugmentConfig
             from trainer.fit import FitConfig, fit
             augment = dataclasses.replace(AugmentConfig(), erase_prob=args.erase_prob,
                                           mixup_alpha=args.mixup, rotate_deg=args.rotate)
@@ -108,8 +107,9 @@ def compare(runs) -> str:
         variants = [json.loads(p.read_text()) for p in sorted(run.glob("quant*.json"))] or [{}]
         for q in variants:
             kind = "–" if not q else ("flip TTA" if q.get("flip_tta") else "plain")
+            macs = r["macs"] * (2 if q.get("flip_tta") else 1)  # TTA runs the network twice
             rows.append(f"| {run.name} | {r['model']} | {r['accuracy']:.2%} | {fmt(r.get('accuracy_flip_tta'), '.2%')} "
-                        f"| {kind} | {fmt(q.get('int8_accuracy'), '.2%')} | {r['params']:,} | {r['macs'] / 1e6:.1f} "
+                        f"| {kind} | {fmt(q.get('int8_accuracy'), '.2%')} | {r['params']:,} | {macs / 1e6:.1f} "
                         f"| {fmt(q.get('bytes') and q['bytes'] / 1024, '.0f')} | {fmt(q.get('latency_ms_p50'), '.3f')} |")
     return "\n".join(rows)
 
