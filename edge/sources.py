@@ -24,7 +24,7 @@ class SourceError(Exception):
 
 class FrameSource(Protocol):
     live: bool  # a camera or stream (reopened when lost) rather than a file
-    fps: float | None  # native frame rate, when known
+    fps: float | None  # frame rate a file is played at (its own, or source.playback_fps), when known
 
     def open(self) -> None: ...
     def read(self) -> np.ndarray | None: ...  # gray uint8 frame; None when the source ended or failed

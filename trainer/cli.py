@@ -113,5 +113,6 @@ def compare(runs) -> str:
                         f"| {fmt(q.get('bytes') and q['bytes'] / 1024, '.0f')} | {fmt(q.get('latency_ms_p50'), '.3f')} |")
     return "\n".join(rows)
 
+
 if __name__ == "__main__":
     sys.exit(main())
