@@ -96,6 +96,17 @@ def test_fit_writes_report_and_resumes(trained, folders):
     assert (trained / "history.csv").read_text().splitlines() == rows
 
 
+def test_teacher_saves_ensemble_logits_for_distillation(trained, folders, tmp_path, capsys):
+    ensemble = ["teacher", str(trained), str(trained / "best.keras"), "--data", str(folders)]
+    assert train_cli.main([*ensemble, "--no-flip-tta", "--out", str(tmp_path / "plain.npy")]) == 0
+    assert train_cli.main([*ensemble, "--out", str(tmp_path / "tta.npy")]) == 0
+    plain, tta = np.load(tmp_path / "plain.npy"), np.load(tmp_path / "tta.npy")
+    assert np.allclose(plain, np.load(trained / "train_logits.npy"), atol=1e-6)  # the mean of one model twice
+    assert tta.shape == (140, 7) and not np.array_equal(tta, plain)
+    assert train_cli.main(["teacher", str(tmp_path / "nothing"), "--data", str(folders), "--out", "x.npy"]) == 2
+    assert "no model at" in capsys.readouterr().err
+
+
 def test_quantize_writes_int8_model_and_card(trained, folders, tmp_path):
     out = tmp_path / "fer_int8.tflite"
     assert quant_cli.main([str(trained), "--data", str(folders), "--out", str(out), "--calibration", "50"]) == 0

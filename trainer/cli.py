@@ -51,6 +51,15 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", help="report folder (default: the run folder)")
     ev.add_argument("--cache-dir", default=".cache")
 
+    teach = sub.add_parser("teacher", help="save an ensemble's train logits for --teacher-logits",
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    teach.add_argument("runs", nargs="+", help="run folders (best.keras) or .keras files; their logits are averaged")
+    teach.add_argument("--out", required=True, help="where to write the .npy logits")
+    teach.add_argument("--no-flip-tta", dest="flip_tta", action="store_false",
+                       help="one pass per model instead of averaging each with its mirrored images")
+    teach.add_argument("--data", default=DEFAULT_DATA)
+    teach.add_argument("--cache-dir", default=".cache")
+
     cmp_ = sub.add_parser("compare", help="markdown table of several runs' reports")
     cmp_.add_argument("runs", nargs="+", help="run folders holding report.json (and quant.json)")
     return p
@@ -73,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"report: {run / 'report.md'}")
         elif args.command == "evaluate":
             _evaluate(args)
+        elif args.command == "teacher":
+            _teacher(args)
         else:
             print(compare(Path(r) for r in args.runs))
     except DataError as e:
@@ -95,6 +106,26 @@ def _evaluate(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     report = evaluate_run(out, keras.models.load_model(path), load_split(Path(args.data), "test", Path(args.cache_dir)))
     print(f"accuracy {report['accuracy']:.4f}; report: {out / 'report.md'}")
+
+
+def _teacher(args: argparse.Namespace) -> None:
+    import keras
+    import numpy as np
+
+    from trainer.data import DataError, load_split
+    from trainer.evaluate import predict_logits
+
+    paths = [Path(r) / "best.keras" if Path(r).is_dir() else Path(r) for r in args.runs]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise DataError(f"no model at {', '.join(missing)}")
+    train = load_split(Path(args.data), "train", Path(args.cache_dir))
+    logits = np.mean([predict_logits(keras.models.load_model(p), train.x, args.flip_tta) for p in paths], axis=0)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.save(out, logits)
+    acc = float((logits.argmax(1) == train.y).mean())
+    print(f"{out}: logits of {len(paths)} model(s) on {len(train)} train images (train accuracy {acc:.2%})")
 
 
 def compare(runs) -> str:
