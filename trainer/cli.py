@@ -51,12 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", help="report folder (default: the run folder)")
     ev.add_argument("--cache-dir", default=".cache")
 
-    teach = sub.add_parser("teacher", help="save an ensemble's train logits for --teacher-logits",
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    teach = sub.add_parser("teacher", help="save an ensemble's train logits for --teacher-logits")
     teach.add_argument("runs", nargs="+", help="run folders (best.keras) or .keras files; their logits are averaged")
     teach.add_argument("--out", required=True, help="where to write the .npy logits")
     teach.add_argument("--no-flip-tta", dest="flip_tta", action="store_false",
-                       help="one pass per model instead of averaging each with its mirrored images")
+                       help="one pass per model (default: each model's logits averaged over the images "
+                            "and their mirrors)")
     teach.add_argument("--data", default=DEFAULT_DATA)
     teach.add_argument("--cache-dir", default=".cache")
 
