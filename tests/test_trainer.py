@@ -100,6 +100,7 @@ def test_teacher_saves_ensemble_logits_for_distillation(trained, folders, tmp_pa
     ensemble = ["teacher", str(trained), str(trained / "best.keras"), "--data", str(folders)]
     assert train_cli.main([*ensemble, "--no-flip-tta", "--out", str(tmp_path / "plain.npy")]) == 0
     assert train_cli.main([*ensemble, "--out", str(tmp_path / "tta.npy")]) == 0
+    assert "PublicTest" in capsys.readouterr().out
     plain, tta = np.load(tmp_path / "plain.npy"), np.load(tmp_path / "tta.npy")
     assert np.allclose(plain, np.load(trained / "train_logits.npy"), atol=1e-6)  # the mean of one model twice
     assert tta.shape == (140, 7) and not np.array_equal(tta, plain)

@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", help="report folder (default: the run folder)")
     ev.add_argument("--cache-dir", default=".cache")
 
-    teach = sub.add_parser("teacher", help="save an ensemble's train logits for --teacher-logits")
+    teach = sub.add_parser("teacher", help="save an ensemble's train logits for --teacher-logits; prints its accuracy")
     teach.add_argument("runs", nargs="+", help="run folders (best.keras) or .keras files; their logits are averaged")
     teach.add_argument("--out", required=True, help="where to write the .npy logits")
     teach.add_argument("--no-flip-tta", dest="flip_tta", action="store_false",
@@ -119,13 +119,16 @@ def _teacher(args: argparse.Namespace) -> None:
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise DataError(f"no model at {', '.join(missing)}")
-    train = load_split(Path(args.data), "train", Path(args.cache_dir))
-    logits = np.mean([predict_logits(keras.models.load_model(p), train.x, args.flip_tta) for p in paths], axis=0)
+    splits = [load_split(Path(args.data), name, Path(args.cache_dir)) for name in ("train", "test")]
+    models = [keras.models.load_model(p) for p in paths]
+    train_logits, test_logits = (np.mean([predict_logits(m, split.x, args.flip_tta) for m in models], axis=0)
+                                 for split in splits)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(out, logits)
-    acc = float((logits.argmax(1) == train.y).mean())
-    print(f"{out}: logits of {len(paths)} model(s) on {len(train)} train images (train accuracy {acc:.2%})")
+    np.save(out, train_logits)
+    acc = [float((z.argmax(1) == split.y).mean()) for z, split in zip((train_logits, test_logits), splits)]
+    print(f"{out}: logits of {len(paths)} model(s) on {len(splits[0])} train images; "
+          f"accuracy train {acc[0]:.2%}, PublicTest {acc[1]:.2%}")
 
 
 def compare(runs) -> str:
