@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,11 +104,13 @@ class Classifier:
         """The interpreter's input and output tensor details (dtype, shape, quantization)."""
         return self._interp.get_input_details()[0], self._interp.get_output_details()[0]
 
-    def latency_ms(self, faces: np.ndarray, runs: int = 200) -> float:
-        """Median milliseconds of one invoke on `faces`, after a warm-up run."""
+    def latency_ms(self, faces: np.ndarray, runs: int = 200, between: Callable[[], object] | None = None) -> float:
+        """Median milliseconds of one invoke on `faces`, after a warm-up run; `between` runs untimed before each."""
         self.logits(faces)
         times = []
         for _ in range(runs):
+            if between:
+                between()
             t0 = time.perf_counter()
             self.logits(faces)
             times.append(time.perf_counter() - t0)
