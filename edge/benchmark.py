@@ -52,6 +52,7 @@ def frame_interval(detector: FaceDetector, fps: float, size: tuple[int, int] = (
         if fps:
             time.sleep(1 / fps)
         detector.find(frame, [], True)
+
     return interval
 
 

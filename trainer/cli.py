@@ -96,10 +96,10 @@ def _evaluate(args: argparse.Namespace) -> None:
     import keras
 
     from trainer.data import DataError, load_split
-    from trainer.evaluate import evaluate_run
+    from trainer.evaluate import checkpoint, evaluate_run
 
     src = Path(args.model)
-    path = src / "best.keras" if src.is_dir() else src
+    path = checkpoint(src)
     if not path.is_file():
         raise DataError(f"no model at {path}")
     out = Path(args.out) if args.out else (src if src.is_dir() else src.parent)
@@ -113,9 +113,9 @@ def _teacher(args: argparse.Namespace) -> None:
     import numpy as np
 
     from trainer.data import DataError, load_split
-    from trainer.evaluate import predict_logits
+    from trainer.evaluate import checkpoint, predict_logits
 
-    paths = [Path(r) / "best.keras" if Path(r).is_dir() else Path(r) for r in args.runs]
+    paths = [checkpoint(Path(r)) for r in args.runs]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise DataError(f"no model at {', '.join(missing)}")

@@ -19,6 +19,11 @@ from trainer.metrics import classification_report  # noqa: E402
 from trainer.models import count_macs  # noqa: E402
 
 
+def checkpoint(src: Path) -> Path:
+    """The model file of a run folder (its best.keras), or `src` itself when it is a file."""
+    return src / "best.keras" if src.is_dir() else src
+
+
 def predict_logits(model: keras.Model, x: np.ndarray, flip_tta: bool = False) -> np.ndarray:
     """Logits for uint8 images (N, 48, 48); with `flip_tta`, averaged with the mirrored images."""
     x = x[..., None].astype(np.float32)

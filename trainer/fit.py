@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from trainer.augment import AugmentConfig, augment_batch
 from trainer.data import DataError, Split, load_split
-from trainer.evaluate import evaluate_run, predict_logits
+from trainer.evaluate import checkpoint, evaluate_run, predict_logits
 from trainer.labels import LABELS
 from trainer.models import ARCHITECTURES, count_macs
 
@@ -99,7 +99,7 @@ def _best_so_far(history: Path) -> float | None:
 
 def _load_weights(model: keras.Model, src: Path) -> None:
     """Copy the weights of a run's best.keras (or a .keras file) of the same architecture."""
-    path = src / "best.keras" if src.is_dir() else src
+    path = checkpoint(src)
     if not path.is_file():
         raise DataError(f"--init-from: no model at {path}")
     donor = keras.models.load_model(path)
