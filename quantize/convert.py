@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from trainer.evaluate import checkpoint
 from trainer.labels import IMAGE_SIZE, LABELS
 
 
@@ -17,9 +18,7 @@ class QuantizeError(Exception):
 
 def load_fer_model(path: Path) -> keras.Model:
     """Load a .keras file (or a run folder's best.keras) and check it is a fer-train model."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "best.keras"
+    path = checkpoint(Path(path))
     if not path.is_file():
         raise QuantizeError(f"no model at {path} (give a fer-train run folder or its .keras file)")
     try:
