@@ -108,6 +108,26 @@ def test_teacher_saves_ensemble_logits_for_distillation(trained, folders, tmp_pa
     assert "no model at" in capsys.readouterr().err
 
 
+def test_online_teacher_labels_the_augmented_batch(trained, folders, tmp_path, capsys):
+    import keras
+
+    from trainer.fit import FitConfig, load_teacher, train_dataset
+
+    teacher = load_teacher((str(trained), str(trained / "best.keras")))
+    cfg = FitConfig(data=str(folders), run_dir=str(tmp_path / "kd"), batch_size=16, teachers=(str(trained),),
+                    distill_weight=1.0, distill_temperature=1.0)
+    x, y, _ = next(iter(train_dataset(load_split(folders, "train", tmp_path / "cache"), cfg, teacher)))
+    expected = keras.ops.softmax(keras.models.load_model(trained / "best.keras")(x, training=False))
+    assert np.allclose(y.numpy(), np.asarray(expected), atol=1e-5)  # targets from the images the student sees
+
+    fit = ["fit", "--data", str(folders), "--run", str(tmp_path / "kd"), "--epochs", "1", "--width", "0.25",
+           "--depth", "1", "--batch-size", "16", "--cache-dir", str(tmp_path / "cache")]
+    assert train_cli.main([*fit, "--teacher", str(trained), "--mixup", "0.3"]) == 0
+    assert json.loads((tmp_path / "kd" / "config.json").read_text())["teachers"] == [str(trained)]
+    assert train_cli.main([*fit, "--run", str(tmp_path / "kd2"), "--teacher", str(tmp_path / "nothing")]) == 2
+    assert "--teacher: no model at" in capsys.readouterr().err
+
+
 def test_quantize_writes_int8_model_and_card(trained, folders, tmp_path):
     out = tmp_path / "fer_int8.tflite"
     assert quant_cli.main([str(trained), "--data", str(folders), "--out", str(out), "--calibration", "50"]) == 0

@@ -37,7 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--patience", type=int, default=20, help="early-stopping patience in epochs")
     fit.add_argument("--seed", type=int, default=1)
     fit.add_argument("--init-from", help="warm start from a run folder's best.keras (same architecture)")
-    fit.add_argument("--teacher-logits", help="train_logits.npy of a teacher run, for distillation")
+    kd = fit.add_mutually_exclusive_group()
+    kd.add_argument("--teacher-logits", help="train_logits.npy of a teacher run, for distillation")
+    kd.add_argument("--teacher", dest="teachers", nargs="+", default=(), metavar="RUN",
+                    help="online distillation: run folders whose mean logits on each augmented batch are the teacher")
     fit.add_argument("--distill-weight", type=float, default=0.7)
     fit.add_argument("--distill-temperature", type=float, default=3.0)
     fit.add_argument("--erase-prob", type=float, default=0.5, help="random-erasing probability")
@@ -78,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                                           mixup_alpha=args.mixup, rotate_deg=args.rotate)
             fields = {f.name for f in dataclasses.fields(FitConfig)}
             values = {k: v for k, v in vars(args).items() if k in fields}
+            values["teachers"] = tuple(args.teachers)
             run = fit(FitConfig(run_dir=args.run, augment=augment, **values))
             print(f"report: {run / 'report.md'}")
         elif args.command == "evaluate":

@@ -8,6 +8,7 @@ evaluation report. Re-running the same command resumes an interrupted run (a fin
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 import json
 import logging
 from dataclasses import asdict, dataclass, field
@@ -20,7 +21,7 @@ import tensorflow as tf
 from trainer.augment import AugmentConfig, augment_batch
 from trainer.data import DataError, Split, load_split
 from trainer.evaluate import checkpoint, evaluate_run, predict_logits
-from trainer.labels import LABELS
+from trainer.labels import IMAGE_SIZE, LABELS
 from trainer.models import ARCHITECTURES, count_macs
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class FitConfig:
     seed: int = 1
     init_from: str | None = None
     teacher_logits: str | None = None
+    teachers: tuple[str, ...] = ()
     distill_weight: float = 0.7
     distill_temperature: float = 3.0
     cache_dir: str = ".cache"
@@ -73,7 +75,34 @@ def class_weights(split: Split, power: float) -> np.ndarray:
     return (w / (w[split.y].mean())).astype(np.float32)
 
 
-def train_dataset(split: Split, cfg: FitConfig) -> tf.data.Dataset:
+Teacher = Callable[[tf.Tensor], tf.Tensor]
+
+
+def load_teacher(runs: tuple[str, ...]) -> Teacher:
+    """Frozen runs whose mean logits are the teacher's."""
+    paths = [checkpoint(Path(r)) for r in runs]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise DataError(f"--teacher: no model at {', '.join(missing)}")
+    members = [keras.models.load_model(p) for p in paths]
+    log.info("online teacher: mean logits of %s", ", ".join(str(p) for p in paths))
+    return lambda x: tf.add_n([m(x, training=False) for m in members]) / len(members)
+
+
+def _distill(cfg: FitConfig, teacher: Teacher):
+    """Blend each augmented batch's targets with the teacher's softened predictions on that same batch."""
+    def blend(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        p = tf.nn.softmax(teacher(x) / cfg.distill_temperature)
+        return x, (1 - cfg.distill_weight) * y + cfg.distill_weight * p
+    return blend
+
+
+def train_dataset(split: Split, cfg: FitConfig, teacher: Teacher | None = None) -> tf.data.Dataset:
+    """Shuffled, augmented batches of (pixels, soft targets, class weights).
+
+    With an online `teacher`, its targets are computed on the augmented (and mixed) images the
+    student sees, so they stay consistent with the input ("a good teacher is patient and consistent").
+    """
     x = split.x[..., None].astype(np.float32)
     y = soft_targets(split, cfg)
     w = class_weights(split, cfg.class_weight_power)[split.y]
@@ -81,6 +110,9 @@ def train_dataset(split: Split, cfg: FitConfig) -> tf.data.Dataset:
     ds = ds.batch(cfg.batch_size, drop_remainder=True)
     ds = ds.map(lambda xb, yb, wb: (*augment_batch(xb, yb, cfg.augment), wb),
                 num_parallel_calls=tf.data.AUTOTUNE)
+    if teacher is not None:
+        blend = _distill(cfg, teacher)
+        ds = ds.map(lambda xb, yb, wb: (*blend(xb, yb), wb))
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -153,7 +185,8 @@ def fit(cfg: FitConfig) -> Path:
     if finished.exists():
         log.info("%s already finished training; re-evaluating its best checkpoint", run)
     else:
-        model.fit(train_dataset(train, cfg), validation_data=test_dataset(test, 512),
+        teacher = load_teacher(cfg.teachers) if cfg.teachers else None
+        model.fit(train_dataset(train, cfg, teacher), validation_data=test_dataset(test, 512),
                   epochs=cfg.epochs, callbacks=callbacks, verbose=1)
         finished.touch()
 
