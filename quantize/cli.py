@@ -123,13 +123,16 @@ def quantize(args: argparse.Namespace, command: str) -> dict:
 
 
 def _training_record(run: Path) -> dict:
-    """The run's command and config, and those of the run it was warm-started from, if any."""
+    """The run's command and config, and those of the runs it was warm-started from and distilled from."""
     config_path, command_path = run / "config.json", run / "command.txt"
     record = {"command": command_path.read_text().strip() if command_path.exists() else None,
               "config": json.loads(config_path.read_text()) if config_path.exists() else None}
     init = (record["config"] or {}).get("init_from")
     if init:
         record["init_from"] = _training_record(Path(init))
+    teachers = (record["config"] or {}).get("teachers")
+    if teachers:
+        record["teachers"] = {t: _training_record(Path(t)) for t in teachers}
     return record
 
 

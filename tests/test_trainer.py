@@ -84,7 +84,7 @@ def test_cli_reports_bad_data_without_traceback(tmp_path, capsys):
 
 def test_fit_writes_report_and_resumes(trained, folders):
     for name in ("best.keras", "history.csv", "report.json", "report.md", "confusion.png", "curves.png",
-                 "train_logits.npy", "config.json"):
+                 "train_logits.npy", "config.json", "command.txt"):
         assert (trained / name).is_file(), name
     report = json.loads((trained / "report.json").read_text())
     assert set(report["per_class"]) == set(LABELS) and 0 <= report["accuracy"] <= 1
@@ -94,6 +94,8 @@ def test_fit_writes_report_and_resumes(trained, folders):
     assert train_cli.main(["fit", "--data", str(folders), "--run", str(trained), "--epochs", "4", "--width", "0.25",
                            "--depth", "1", "--batch-size", "16", "--lr", "0.01"]) == 0
     assert (trained / "history.csv").read_text().splitlines() == rows
+    commands = (trained / "command.txt").read_text().splitlines()
+    assert len(commands) == 2 and commands[-1].startswith("fer-train fit --data")
 
 
 def test_teacher_saves_ensemble_logits_for_distillation(trained, folders, tmp_path, capsys):
@@ -124,6 +126,8 @@ def test_online_teacher_labels_the_augmented_batch(trained, folders, tmp_path, c
            "--depth", "1", "--batch-size", "16", "--cache-dir", str(tmp_path / "cache")]
     assert train_cli.main([*fit, "--teacher", str(trained), "--mixup", "0.3"]) == 0
     assert json.loads((tmp_path / "kd" / "config.json").read_text())["teachers"] == [str(trained)]
+    record = quant_cli._training_record(tmp_path / "kd")  # what the model card will say of its training
+    assert "--teacher" in record["command"] and record["teachers"][str(trained)]["command"].startswith("fer-train fit")
     assert train_cli.main([*fit, "--run", str(tmp_path / "kd2"), "--teacher", str(tmp_path / "nothing")]) == 2
     assert "--teacher: no model at" in capsys.readouterr().err
 

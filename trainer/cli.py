@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import shlex
 import sys
 from pathlib import Path
 
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             fields = {f.name for f in dataclasses.fields(FitConfig)}
             values = {k: v for k, v in vars(args).items() if k in fields}
             values["teachers"] = tuple(args.teachers)
+            _record_command(Path(args.run), argv)
             run = fit(FitConfig(run_dir=args.run, augment=augment, **values))
             print(f"report: {run / 'report.md'}")
         elif args.command == "evaluate":
@@ -94,6 +96,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fer-train: error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def _record_command(run: Path, argv: list[str] | None) -> None:
+    """Append this command line to the run's command.txt (a resumed run lists each invocation)."""
+    run.mkdir(parents=True, exist_ok=True)
+    with (run / "command.txt").open("a") as f:
+        f.write("fer-train " + shlex.join(sys.argv[1:] if argv is None else argv) + "\n")
 
 
 def _evaluate(args: argparse.Namespace) -> None:
