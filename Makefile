@@ -36,7 +36,12 @@ train: $(VENV)/.dev  ## the shipped model's recipe (resumable: re-run to continu
 	  --warmup-epochs 2 --erase-prob 0.25 --patience 30
 	$(VENV)/bin/fer-train fit --data $(DATA) --run $(RUN)_ft2 --init-from $(RUN)_ft --epochs 50 --lr 1.5e-3 \
 	  --warmup-epochs 2 --erase-prob 0.25 --patience 50 --seed 2
-	$(VENV)/bin/fer-quantize $(RUN)_ft2 --data $(DATA) --out models/fer_int8.tflite --flip-tta
+	$(VENV)/bin/fer-train fit --data $(DATA) --run $(RUN)_ft3 --init-from $(RUN)_ft2 --epochs 50 --lr 1.5e-3 \
+	  --warmup-epochs 2 --erase-prob 0.25 --patience 50 --seed 3
+	$(VENV)/bin/fer-train fit --data $(DATA) --run $(RUN)_okd --init-from $(RUN)_ft2 --teacher $(RUN)_ft $(RUN)_ft3 \
+	  --distill-weight 0.9 --distill-temperature 1 --mixup 0.3 --erase-prob 0.25 --epochs 30 --lr 1e-3 \
+	  --warmup-epochs 2 --patience 30 --seed 7
+	$(VENV)/bin/fer-quantize $(RUN)_okd --data $(DATA) --out models/fer_int8.tflite --flip-tta
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache
