@@ -108,13 +108,11 @@ def _record_command(run: Path, argv: list[str] | None) -> None:
 def _evaluate(args: argparse.Namespace) -> None:
     import keras
 
-    from trainer.data import DataError, load_split
-    from trainer.evaluate import checkpoint, evaluate_run
+    from trainer.data import load_split
+    from trainer.evaluate import checkpoints, evaluate_run
 
     src = Path(args.model)
-    path = checkpoint(src)
-    if not path.is_file():
-        raise DataError(f"no model at {path}")
+    [path] = checkpoints([src])
     out = Path(args.out) if args.out else (src if src.is_dir() else src.parent)
     out.mkdir(parents=True, exist_ok=True)
     report = evaluate_run(out, keras.models.load_model(path), load_split(Path(args.data), "test", Path(args.cache_dir)))
@@ -125,13 +123,10 @@ def _teacher(args: argparse.Namespace) -> None:
     import keras
     import numpy as np
 
-    from trainer.data import DataError, load_split
-    from trainer.evaluate import checkpoint, predict_logits
+    from trainer.data import load_split
+    from trainer.evaluate import checkpoints, predict_logits
 
-    paths = [checkpoint(Path(r)) for r in args.runs]
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        raise DataError(f"no model at {', '.join(missing)}")
+    paths = checkpoints(args.runs)
     splits = [load_split(Path(args.data), name, Path(args.cache_dir)) for name in ("train", "test")]
     models = [keras.models.load_model(p) for p in paths]
     train_logits, test_logits = (np.mean([predict_logits(m, split.x, args.flip_tta) for m in models], axis=0)

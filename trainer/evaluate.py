@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import keras
@@ -13,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from trainer.data import Split  # noqa: E402
+from trainer.data import DataError, Split  # noqa: E402
 from trainer.labels import LABELS  # noqa: E402
 from trainer.metrics import classification_report  # noqa: E402
 from trainer.models import count_macs  # noqa: E402
@@ -22,6 +23,15 @@ from trainer.models import count_macs  # noqa: E402
 def checkpoint(src: Path) -> Path:
     """The model file of a run folder (its best.keras), or `src` itself when it is a file."""
     return src / "best.keras" if src.is_dir() else src
+
+
+def checkpoints(runs: Iterable[str | Path], what: str = "") -> list[Path]:
+    """The model files of several runs; a DataError (prefixed by `what`) names any that is missing."""
+    paths = [checkpoint(Path(r)) for r in runs]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise DataError(f"{what}no model at {', '.join(missing)}")
+    return paths
 
 
 def predict_logits(model: keras.Model, x: np.ndarray, flip_tta: bool = False) -> np.ndarray:

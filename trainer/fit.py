@@ -20,8 +20,8 @@ import tensorflow as tf
 
 from trainer.augment import AugmentConfig, augment_batch
 from trainer.data import DataError, Split, load_split
-from trainer.evaluate import checkpoint, evaluate_run, predict_logits
-from trainer.labels import IMAGE_SIZE, LABELS
+from trainer.evaluate import checkpoints, evaluate_run, predict_logits
+from trainer.labels import LABELS
 from trainer.models import ARCHITECTURES, count_macs
 
 log = logging.getLogger(__name__)
@@ -80,10 +80,7 @@ Teacher = Callable[[tf.Tensor], tf.Tensor]
 
 def load_teacher(runs: tuple[str, ...]) -> Teacher:
     """Frozen runs whose mean logits are the teacher's."""
-    paths = [checkpoint(Path(r)) for r in runs]
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        raise DataError(f"--teacher: no model at {', '.join(missing)}")
+    paths = checkpoints(runs, "--teacher: ")
     members = [keras.models.load_model(p) for p in paths]
     log.info("online teacher: mean logits of %s", ", ".join(str(p) for p in paths))
     return lambda x: tf.add_n([m(x, training=False) for m in members]) / len(members)
@@ -131,9 +128,7 @@ def _best_so_far(history: Path) -> float | None:
 
 def _load_weights(model: keras.Model, src: Path) -> None:
     """Copy the weights of a run's best.keras (or a .keras file) of the same architecture."""
-    path = checkpoint(src)
-    if not path.is_file():
-        raise DataError(f"--init-from: no model at {path}")
+    [path] = checkpoints([src], "--init-from: ")
     donor = keras.models.load_model(path)
     if donor.name != model.name:
         raise DataError(f"--init-from: {path} is {donor.name}, this run builds {model.name}")
