@@ -8,9 +8,9 @@ evaluation report. Re-running the same command resumes an interrupted run (a fin
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -86,14 +86,6 @@ def load_teacher(runs: tuple[str, ...]) -> Teacher:
     return lambda x: tf.add_n([m(x, training=False) for m in members]) / len(members)
 
 
-def _distill(cfg: FitConfig, teacher: Teacher):
-    """Blend each augmented batch's targets with the teacher's softened predictions on that same batch."""
-    def blend(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        p = tf.nn.softmax(teacher(x) / cfg.distill_temperature)
-        return x, (1 - cfg.distill_weight) * y + cfg.distill_weight * p
-    return blend
-
-
 def train_dataset(split: Split, cfg: FitConfig, teacher: Teacher | None = None) -> tf.data.Dataset:
     """Shuffled, augmented batches of (pixels, soft targets, class weights).
 
@@ -108,8 +100,10 @@ def train_dataset(split: Split, cfg: FitConfig, teacher: Teacher | None = None) 
     ds = ds.map(lambda xb, yb, wb: (*augment_batch(xb, yb, cfg.augment), wb),
                 num_parallel_calls=tf.data.AUTOTUNE)
     if teacher is not None:
-        blend = _distill(cfg, teacher)
-        ds = ds.map(lambda xb, yb, wb: (*blend(xb, yb), wb))
+        def distill(xb: tf.Tensor, yb: tf.Tensor, wb: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+            p = tf.nn.softmax(teacher(xb) / cfg.distill_temperature)
+            return xb, (1 - cfg.distill_weight) * yb + cfg.distill_weight * p, wb
+        ds = ds.map(distill)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
