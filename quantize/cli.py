@@ -127,12 +127,11 @@ def _training_record(run: Path) -> dict:
     config_path, command_path = run / "config.json", run / "command.txt"
     record = {"command": command_path.read_text().strip() if command_path.exists() else None,
               "config": json.loads(config_path.read_text()) if config_path.exists() else None}
-    init = (record["config"] or {}).get("init_from")
-    if init:
-        record["init_from"] = _training_record(Path(init))
-    teachers = (record["config"] or {}).get("teachers")
-    if teachers:
-        record["teachers"] = {t: _training_record(Path(t)) for t in teachers}
+    config = record["config"] or {}
+    if config.get("init_from"):
+        record["init_from"] = _training_record(Path(config["init_from"]))
+    if config.get("teachers"):
+        record["teachers"] = {t: _training_record(Path(t)) for t in config["teachers"]}
     return record
 
 
