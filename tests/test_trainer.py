@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 from pathlib import Path
@@ -89,6 +90,10 @@ def test_fit_writes_report_and_resumes(trained, folders):
     report = json.loads((trained / "report.json").read_text())
     assert set(report["per_class"]) == set(LABELS) and 0 <= report["accuracy"] <= 1
     assert np.load(trained / "train_logits.npy").shape == (140, 7)
+    # best.keras is the epoch with the best flip-TTA PublicTest accuracy
+    with (trained / "history.csv").open() as f:
+        flip = [float(r["val_accuracy_flip"]) for r in csv.DictReader(f)]
+    assert report["accuracy_flip_tta"] == pytest.approx(max(flip))
     # the same command again resumes: the finished run adds no epochs
     rows = (trained / "history.csv").read_text().splitlines()
     assert train_cli.main(["fit", "--data", str(folders), "--run", str(trained), "--epochs", "4", "--width", "0.25",

@@ -97,6 +97,8 @@ def plot_curves(history: Path, path: Path) -> None:
     for key, ax in (("loss", loss_ax), ("accuracy", acc_ax)):
         ax.plot(epochs, [float(r[key]) for r in rows], label="train (augmented)")
         ax.plot(epochs, [float(r["val_" + key]) for r in rows], label="PublicTest")
+        if key == "accuracy" and rows and rows[0].get("val_accuracy_flip"):
+            ax.plot(epochs, [float(r["val_accuracy_flip"]) for r in rows], label="PublicTest, flip TTA")
         ax.set_xlabel("epoch")
         ax.set_title(key)
         ax.grid(alpha=0.3)

@@ -1,8 +1,9 @@
 """Train a FER-2013 model, top to bottom: data -> augmentation -> model -> fit -> evaluate.
 
 Everything a run writes lands in `runs/<name>/`: config.json, history.csv, best.keras (selected
-on PublicTest accuracy), backup/ (resume state), train_logits.npy (for distillation) and the
-evaluation report. Re-running the same command resumes an interrupted run (a finished one is only re-evaluated).
+on PublicTest accuracy with flip TTA, as the shipped int8 model runs), backup/ (resume state),
+train_logits.npy (for distillation) and the evaluation report. Re-running the same command
+resumes an interrupted run (a finished one is only re-evaluated).
 """
 
 from __future__ import annotations
@@ -112,11 +113,27 @@ def test_dataset(split: Split, batch_size: int) -> tf.data.Dataset:
     return tf.data.Dataset.from_tensor_slices((split.x[..., None].astype(np.float32), y)).batch(batch_size)
 
 
+SELECT_ON = "val_accuracy_flip"
+
+
+class FlipTTAValidation(keras.callbacks.Callback):
+    """Adds `val_accuracy_flip` (PublicTest accuracy, logits averaged with the mirrored faces) to each epoch's logs."""
+
+    def __init__(self, test: Split) -> None:
+        super().__init__()
+        self.test = test
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None:
+            logits = predict_logits(self.model, self.test.x, flip_tta=True)
+            logs[SELECT_ON] = float((logits.argmax(1) == self.test.y).mean())
+
+
 def _best_so_far(history: Path) -> float | None:
     if not history.exists():
         return None
     with history.open() as f:
-        values = [float(r["val_accuracy"]) for r in csv.DictReader(f) if r.get("val_accuracy")]
+        values = [float(r[SELECT_ON]) for r in csv.DictReader(f) if r.get(SELECT_ON)]
     return max(values) if values else None
 
 
@@ -163,12 +180,13 @@ def fit(cfg: FitConfig) -> Path:
 
     # Fit (resumable: BackupAndRestore keeps weights, optimizer and epoch; the best is kept apart)
     best = _best_so_far(run / "history.csv")
-    callbacks = [
+    callbacks = [  # FlipTTAValidation first: the others read the metric it adds
+        FlipTTAValidation(test),
         keras.callbacks.BackupAndRestore(str(run / "backup"), delete_checkpoint=False),
-        keras.callbacks.ModelCheckpoint(str(run / "best.keras"), monitor="val_accuracy", mode="max",
+        keras.callbacks.ModelCheckpoint(str(run / "best.keras"), monitor=SELECT_ON, mode="max",
                                         save_best_only=True, initial_value_threshold=best),
         keras.callbacks.CSVLogger(str(run / "history.csv"), append=True),
-        keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=cfg.patience),
+        keras.callbacks.EarlyStopping(monitor=SELECT_ON, mode="max", patience=cfg.patience),
     ]
     finished = run / "finished"
     if finished.exists():
