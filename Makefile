@@ -44,7 +44,12 @@ train: $(VENV)/.dev  ## the shipped model's recipe (resumable: re-run to continu
 	$(VENV)/bin/fer-train fit --data $(DATA) --run $(RUN)_okd2 --init-from $(RUN)_okd --teacher $(RUN)_ft $(RUN)_ft3 \
 	  --distill-weight 0.9 --distill-temperature 1 --mixup 0.3 --erase-prob 0.25 --epochs 32 --lr 7e-4 \
 	  --warmup-epochs 2 --patience 40 --seed 8
-	$(VENV)/bin/fer-quantize $(RUN)_okd2 --data $(DATA) --out models/fer_int8.tflite --flip-tta
+	$(VENV)/bin/fer-train fit --data $(DATA) --run $(RUN)_ft2_cw0 --init-from $(RUN)_ft2 --class-weight-power 0 \
+	  --epochs 16 --lr 5e-4 --warmup-epochs 1 --erase-prob 0.25 --patience 16 --seed 6
+	$(VENV)/bin/fer-train fit --data $(DATA) --run $(RUN)_okd3 --init-from $(RUN)_okd2 \
+	  --teacher $(RUN)_ft $(RUN)_ft3 $(RUN)_ft2_cw0 --distill-weight 0.9 --distill-temperature 1 --mixup 0.3 \
+	  --erase-prob 0.25 --epochs 30 --lr 7e-4 --warmup-epochs 2 --patience 40 --seed 9
+	$(VENV)/bin/fer-quantize $(RUN)_okd3 --data $(DATA) --out models/fer_int8.tflite --flip-tta
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache
