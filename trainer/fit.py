@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from trainer.augment import AugmentConfig, augment_batch
 from trainer.data import DataError, Split, load_split
-from trainer.evaluate import checkpoints, evaluate_run, predict_logits
+from trainer.evaluate import FLIP_ACCURACY, checkpoints, evaluate_run, flip_tta_accuracy, predict_logits
 from trainer.labels import LABELS
 from trainer.models import ARCHITECTURES, count_macs
 
@@ -113,11 +113,8 @@ def test_dataset(split: Split, batch_size: int) -> tf.data.Dataset:
     return tf.data.Dataset.from_tensor_slices((split.x[..., None].astype(np.float32), y)).batch(batch_size)
 
 
-SELECT_ON = "val_accuracy_flip"
-
-
 class FlipTTAValidation(keras.callbacks.Callback):
-    """Adds `val_accuracy_flip` (PublicTest accuracy, logits averaged with the mirrored faces) to each epoch's logs."""
+    """Adds FLIP_ACCURACY (PublicTest accuracy with flip TTA) to each epoch's logs."""
 
     def __init__(self, test: Split) -> None:
         super().__init__()
@@ -125,15 +122,14 @@ class FlipTTAValidation(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if logs is not None:
-            logits = predict_logits(self.model, self.test.x, flip_tta=True)
-            logs[SELECT_ON] = float((logits.argmax(1) == self.test.y).mean())
+            logs[FLIP_ACCURACY] = flip_tta_accuracy(self.model, self.test)
 
 
 def _best_so_far(history: Path) -> float | None:
     if not history.exists():
         return None
     with history.open() as f:
-        values = [float(r[SELECT_ON]) for r in csv.DictReader(f) if r.get(SELECT_ON)]
+        values = [float(r[FLIP_ACCURACY]) for r in csv.DictReader(f) if r.get(FLIP_ACCURACY)]
     return max(values) if values else None
 
 
@@ -183,10 +179,10 @@ def fit(cfg: FitConfig) -> Path:
     callbacks = [  # FlipTTAValidation first: the others read the metric it adds
         FlipTTAValidation(test),
         keras.callbacks.BackupAndRestore(str(run / "backup"), delete_checkpoint=False),
-        keras.callbacks.ModelCheckpoint(str(run / "best.keras"), monitor=SELECT_ON, mode="max",
+        keras.callbacks.ModelCheckpoint(str(run / "best.keras"), monitor=FLIP_ACCURACY, mode="max",
                                         save_best_only=True, initial_value_threshold=best),
         keras.callbacks.CSVLogger(str(run / "history.csv"), append=True),
-        keras.callbacks.EarlyStopping(monitor=SELECT_ON, mode="max", patience=cfg.patience),
+        keras.callbacks.EarlyStopping(monitor=FLIP_ACCURACY, mode="max", patience=cfg.patience),
     ]
     finished = run / "finished"
     if finished.exists():
