@@ -8,8 +8,11 @@ tensor's own scale and zero point; any normalization lives inside the model.
 from __future__ import annotations
 
 import json
+import os
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +32,21 @@ def _interpreter_class():
         except ImportError:
             raise ModelError("no TFLite runtime: pip install ai-edge-litert (or tflite-runtime)") from None
     return Interpreter
+
+
+@contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Hide what the runtime's C++ side writes to stderr (its "INFO: Created TensorFlow Lite XNNPACK
+    delegate" line); it has no Python switch. Its errors still surface as exceptions."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _input_table(dtype: type, scale: float, zero: int) -> np.ndarray:
@@ -77,7 +95,8 @@ class Classifier:
             raise ModelError(f"model not found: {model_path}")
         try:
             self._interp = _interpreter_class()(model_path=str(model_path), num_threads=num_threads)
-            self._interp.allocate_tensors()
+            with _native_stderr_silenced():
+                self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise ModelError(f"cannot load TFLite model {model_path}: {str(e).splitlines()[0]}") from None
         inp, out = self._interp.get_input_details()[0], self._interp.get_output_details()[0]

@@ -33,7 +33,7 @@ class _Section(BaseModel):
 
 class SourceConfig(_Section):
     kind: Literal["auto", "opencv", "picamera2"] = Field(
-        "auto", description="auto: picamera2 when uri is 'picamera' or '0' on a Pi with picamera2, else OpenCV")
+        "auto", description="auto: picamera2 when uri is 'picamera', else OpenCV")
     uri: str = Field("0", description="camera index, /dev/videoN, video file, rtsp:// or http:// URL, or 'picamera'")
     loop: bool = Field(False, description="restart a video file at its end instead of stopping")
     realtime: bool = Field(True, description="play a video file at its own FPS, like a camera (false: as fast as possible)")
@@ -41,6 +41,7 @@ class SourceConfig(_Section):
     width: int | None = Field(None, gt=0, description="requested capture width (cameras)")
     height: int | None = Field(None, gt=0, description="requested capture height (cameras)")
     reopen_backoff_s: tuple[float, float] = Field((1.0, 30.0), description="first and max delay between camera reopen attempts")
+    timeout_s: float = Field(10.0, gt=0.0, description="a stream URL that sends nothing this long fails to open, or is lost and reopened")
 
 
 class ModelSection(_Section):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -16,6 +17,11 @@ from edge.config import SourceConfig
 from edge.records import Frame
 
 log = logging.getLogger(__name__)
+
+# OpenCV's and FFmpeg's own warnings ("can't open camera by index", stream timeouts) would bury
+# the one-line errors below; OPENCV_FFMPEG_LOGLEVEL set in the environment still wins.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "0")
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 
 class SourceError(Exception):
@@ -38,8 +44,9 @@ def _is_url(uri: str) -> bool:
 class OpenCVSource:
     """cv2.VideoCapture: a camera index, /dev/videoN, a video file or an RTSP/HTTP URL."""
 
-    def __init__(self, uri: str, loop: bool = False, width: int | None = None, height: int | None = None):
-        self.uri, self.loop, self.size = uri, loop, (width, height)
+    def __init__(self, uri: str, loop: bool = False, width: int | None = None, height: int | None = None,
+                 timeout_s: float = 10.0):
+        self.uri, self.loop, self.size, self.timeout_s = uri, loop, (width, height), timeout_s
         self.live = uri.isdigit() or uri.startswith("/dev/video") or _is_url(uri)
         self.fps: float | None = None
         self._cap: cv2.VideoCapture | None = None
@@ -47,13 +54,19 @@ class OpenCVSource:
     def open(self) -> None:
         if not self.live and not Path(self.uri).is_file():
             raise SourceError(f"video file not found: {self.uri}")
-        cap = cv2.VideoCapture(int(self.uri) if self.uri.isdigit() else self.uri)
+        if _is_url(self.uri):  # FFmpeg would wait 30 s for a silent stream, on open and on every read
+            ms = int(self.timeout_s * 1000)
+            cap = cv2.VideoCapture(self.uri, cv2.CAP_FFMPEG,
+                                   [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+        else:
+            cap = cv2.VideoCapture(int(self.uri) if self.uri.isdigit() else self.uri)
         if not cap.isOpened():
             cap.release()
             if not self.live:
                 raise SourceError(f"cannot decode video file {self.uri}")
             if _is_url(self.uri):
-                raise SourceError(f"cannot open stream {self.uri}")
+                raise SourceError(f"cannot open stream {self.uri} (unreachable, not a video stream, "
+                                  f"or nothing received within source.timeout_s = {self.timeout_s:g} s)")
             raise SourceError(f"cannot open camera {self.uri} (no camera? pass a clip or stream, "
                               "e.g. --source ../shared/data/videos/woman2.mp4)")
         if self.live and self.size[0] and self.size[1]:
@@ -143,7 +156,7 @@ def open_source(cfg: SourceConfig) -> FrameSource:
     if kind == "picamera2":
         source = Picamera2Source(cfg.width, cfg.height)
     else:
-        source = OpenCVSource(cfg.uri, cfg.loop, cfg.width, cfg.height)
+        source = OpenCVSource(cfg.uri, cfg.loop, cfg.width, cfg.height, cfg.timeout_s)
     source.open()
     if cfg.playback_fps and not source.live:
         source.fps = cfg.playback_fps
