@@ -217,7 +217,7 @@ class Grabber(threading.Thread):
     def _reopen(self) -> bool:
         """Reopen a lost live source with backoff; False once stopped."""
         self.connected = False
-        log.warning("camera lost; reopening with backoff up to %.0f s", self.backoff[1])
+        log.warning("camera lost; reopening with backoff up to %g s", self.backoff[1])
         delay = self.backoff[0]
         while not self._halt.wait(delay):
             self.source.close()

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import getpass
+import http.server
 import shutil
 import socket
+import socketserver
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -16,6 +20,16 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data"
 VIDEOS = SHARED / "videos"
+
+
+def wait_for(predicate, timeout: float = 15.0) -> bool:
+    """Poll `predicate` until it holds (True) or `timeout` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
 
 
 @pytest.fixture(scope="session")
@@ -30,6 +44,49 @@ def write_clip(path: Path, frames: list[np.ndarray], fps: float = 30.0) -> Path:
         writer.write(f if f.ndim == 3 else cv2.cvtColor(f, cv2.COLOR_GRAY2BGR))
     writer.release()
     return path
+
+
+class MJPEGStream:
+    """A real HTTP MJPEG camera stream (multipart/x-mixed-replace) on loopback, ~30 frames/s,
+    that can go silent (connections held open, no bytes) and come back."""
+
+    def __init__(self):
+        jpeg = cv2.imencode(".jpg", np.full((240, 320, 3), 128, np.uint8))[1].tobytes()
+        part = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n" % (len(jpeg), jpeg)
+        self.sending = threading.Event()
+        self.sending.set()
+        stream = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                try:
+                    while True:
+                        if stream.sending.is_set():
+                            self.wfile.write(part)
+                        time.sleep(1 / 30)
+                except OSError:  # the client went away
+                    pass
+
+            def log_message(self, *args) -> None:
+                pass
+
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/cam.mjpg"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def mjpeg_stream() -> Iterator[MJPEGStream]:
+    stream = MJPEGStream()
+    yield stream
+    stream.server.shutdown()
+    stream.server.server_close()
 
 
 @pytest.fixture(scope="session")

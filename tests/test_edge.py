@@ -21,7 +21,7 @@ from edge.pacer import Pacer
 from edge.sources import Grabber, Picamera2Source, SourceError, open_source
 from edge.config import SourceConfig
 from edge.tracker import Tracker
-from tests.conftest import REPO
+from tests.conftest import REPO, wait_for
 
 LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
@@ -193,6 +193,21 @@ def test_lost_camera_is_reopened_and_the_loop_resumes():
             g.get(0.1)
         assert g.reconnects == 1 and src.opens == 1 and g.connected
         assert g.get(1.0) is not None and not g.ended
+    finally:
+        g.stop()
+
+
+def test_silent_stream_is_lost_after_the_timeout_and_reopened_when_it_returns(mjpeg_stream):
+    g = Grabber(open_source(SourceConfig(uri=mjpeg_stream.url, timeout_s=1.0)), backoff=(0.2, 0.5))
+    g.start()
+    try:
+        assert g.source.live and g.get(5.0) is not None
+        mjpeg_stream.sending.clear()
+        assert wait_for(lambda: not g.connected) and not g.ended  # lost, and being reopened
+        mjpeg_stream.sending.set()
+        assert wait_for(lambda: g.connected) and g.reconnects == 1
+        frames = g.frames
+        assert wait_for(lambda: g.frames > frames)  # frames flow again
     finally:
         g.stop()
 

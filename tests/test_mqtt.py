@@ -19,7 +19,7 @@ import yaml
 
 from edge.config import MQTTConfig
 from edge.publish.mqtt import MQTTPublisher
-from tests.conftest import REPO
+from tests.conftest import REPO, wait_for
 
 LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 SCHEMAS = {p.name.split(".")[0]: json.loads(p.read_text()) for p in (REPO / "schemas").glob("*.schema.json")}
@@ -46,15 +46,6 @@ class Subscriber:
         with self._lock:
             return [p for t, p, _ in self.messages if t.endswith(suffix)]
 
-    @staticmethod
-    def wait_for(predicate, timeout: float = 15.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return True
-            time.sleep(0.05)
-        return False
-
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
@@ -77,7 +68,7 @@ def test_pipeline_run_publishes_the_documented_payloads(broker, face_video, tmp_
     sub = Subscriber(broker.port)
     proc = daemon(tmp_path, broker.port, face_video, "--duration", "8")
     assert proc.wait(60) == 0, proc.stderr.read()
-    assert sub.wait_for(lambda: b"stopped" in sub.payloads("/availability"))
+    assert wait_for(lambda: b"stopped" in sub.payloads("/availability"))
     sub.close()
     assert sub.payloads("testcam/availability")[0] == b"online"
     for name, suffix in (("event", "testcam/event"), ("state", "testcam/state"), ("stats", "testcam/stats")):
@@ -101,9 +92,9 @@ def test_discovery_is_sent_again_when_home_assistant_comes_online(broker):
     sub = Subscriber(broker.port, topics=("homeassistant/+/ha/#",))
     pub.start()
     configs = lambda: [t for t, p, _ in sub.messages if p]  # noqa: E731
-    assert sub.wait_for(lambda: len(configs()) == 3)
+    assert wait_for(lambda: len(configs()) == 3)
     sub.client.publish("homeassistant/status", "online", qos=1)  # what HA sends after a restart
-    assert sub.wait_for(lambda: len(configs()) == 6)
+    assert wait_for(lambda: len(configs()) == 6)
     pub.close()
     sub.close()
 
@@ -123,7 +114,7 @@ def _event(seq: int) -> dict:
 def _outage(broker, pub: MQTTPublisher, events: range) -> Subscriber:
     """Publish `events` while the broker is down, restart it, and subscribe for the replay."""
     broker.stop()
-    assert Subscriber.wait_for(lambda: not pub.connected)
+    assert wait_for(lambda: not pub.connected)
     for i in events:
         pub.event(_event(i))
     broker.start()
@@ -134,13 +125,13 @@ def test_events_during_an_outage_arrive_in_order_after_reconnect(broker):
     pub = _publisher(broker.port, buffer_size=100)
     sub = Subscriber(broker.port)
     try:
-        assert sub.wait_for(lambda: pub.connected)
+        assert wait_for(lambda: pub.connected)
         for i in range(1, 6):
             pub.event(_event(i))
-        assert sub.wait_for(lambda: seqs(sub) == [1, 2, 3, 4, 5])
+        assert wait_for(lambda: seqs(sub) == [1, 2, 3, 4, 5])
         sub2 = _outage(broker, pub, range(6, 31))
         assert pub.dropped == 0
-        assert sub2.wait_for(lambda: len(seqs(sub2)) >= 25, timeout=30)
+        assert wait_for(lambda: len(seqs(sub2)) >= 25, timeout=30)
         assert seqs(sub2) == list(range(6, 31))  # in order, no gaps
         sub2.close()
     finally:
@@ -151,10 +142,10 @@ def test_events_during_an_outage_arrive_in_order_after_reconnect(broker):
 def test_buffer_overflow_drops_the_oldest_and_counts_them(broker):
     pub = _publisher(broker.port, buffer_size=5)
     try:
-        assert Subscriber.wait_for(lambda: pub.connected)
+        assert wait_for(lambda: pub.connected)
         sub = _outage(broker, pub, range(1, 13))
         assert pub.dropped == 7
-        assert sub.wait_for(lambda: len(seqs(sub)) >= 5, timeout=30)
+        assert wait_for(lambda: len(seqs(sub)) >= 5, timeout=30)
         assert seqs(sub) == [8, 9, 10, 11, 12]
         sub.close()
     finally:
@@ -166,10 +157,10 @@ def test_availability_on_kill_and_on_clean_stop(broker, blank_clip, tmp_path, si
     sub = Subscriber(broker.port, topics=("fer-edge/testcam/availability",))
     proc = daemon(tmp_path, broker.port, blank_clip)
     try:
-        assert sub.wait_for(lambda: sub.payloads("availability")[-1:] == [b"online"], timeout=30)
+        assert wait_for(lambda: sub.payloads("availability")[-1:] == [b"online"], timeout=30)
         t0 = time.monotonic()
         os.kill(proc.pid, sig)
-        assert sub.wait_for(lambda: sub.payloads("availability")[-1:] == [expected], timeout=10)
+        assert wait_for(lambda: sub.payloads("availability")[-1:] == [expected], timeout=10)
         rc = proc.wait(10)
         if sig == signal.SIGTERM:
             assert rc == 0 and time.monotonic() - t0 < 3
@@ -190,7 +181,7 @@ def test_password_broker_accepts_right_and_refuses_wrong_credentials(broker_fact
     caplog.set_level(logging.INFO, "fer-edge.mqtt")
     bad = _publisher(b.port, username="cam")
     try:
-        assert Subscriber.wait_for(lambda: good.connected)
+        assert wait_for(lambda: good.connected)
         time.sleep(3.5)  # several retries of the bad client
         assert not bad.connected
         refusals = [r.message for r in caplog.records if "refused" in r.message]
@@ -222,7 +213,7 @@ def test_tls_broker_with_generated_ca(broker_factory, tmp_path, caplog):
     good = _publisher(b.port, tls={"ca": tmp_path / "ca.crt"})
     bad = _publisher(b.port, tls={"ca": tmp_path / "other.crt"})
     try:
-        assert Subscriber.wait_for(lambda: good.connected)
+        assert wait_for(lambda: good.connected)
         time.sleep(3)
         assert not bad.connected
         fails = [r.message for r in caplog.records if "TLS handshake failed" in r.message]
