@@ -116,6 +116,10 @@ def run_benchmark(opts: RunOptions) -> dict:
     return result
 
 
+def _or_na(value: object) -> object:
+    return "n/a" if value is None else value
+
+
 def table(r: dict) -> str:
     lines = [f"source: {r['source']} ({r['ended']}), model: {r['model']}",
              f"frames {r['frames']}, FPS target {r['fps_target'] or 'max'}: processed {r['fps_processed']}, "
@@ -128,9 +132,10 @@ def table(r: dict) -> str:
         vals = [r[f"{stage}_ms_p{q}"] for q in (50, 95, 99)]
         lines.append(f"{stage:<10}" + "".join(f"{v:>9.3f}" if v is not None else f"{'-':>9}" for v in vals))
     lines += ["",
-              f"classify per face p50 {r['classify_ms_per_face_p50']} ms; capture->event latency p95 {r['latency_ms_p95']} ms",
+              f"classify per face p50 {r['classify_ms_per_face_p50']} ms (of which crop and resize "
+              f"{r['crop_ms_per_face_p50']} ms); capture->event latency p95 {r['latency_ms_p95']} ms",
               f"CPU {r['cpu_percent']} %, RSS {r['rss_mb']} MB (peak {r['rss_mb_peak']}, growth {r['rss_growth_mb']}, "
-              f"after the first {RssSampler.WARMUP_S:.0f} s {r['rss_growth_mb_after_warmup']})",
+              f"after the first {RssSampler.WARMUP_S:.0f} s {_or_na(r['rss_growth_mb_after_warmup'])})",
               "interpreter alone: " + ", ".join(f"{k.removeprefix('interpreter_ms_')} {v} ms"
                                                 for k, v in r.items() if k.startswith("interpreter_ms_"))]
     if r["source"].startswith("synthetic"):

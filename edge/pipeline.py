@@ -42,6 +42,7 @@ class Pipeline:
             self.pacer.record_full_cost(time.perf_counter() - t0)
         t1 = time.perf_counter()
         faces = crop_faces(frame.image, boxes, self.classifier.input_size, self.cfg.detector.crop_margin)
+        t_crop = time.perf_counter()
         probs = self.classifier.classify(faces)
         t2 = time.perf_counter()
         events = self.tracker.update(boxes, probs, frame.ts, frame.wall)
@@ -64,7 +65,7 @@ class Pipeline:
         t4 = time.perf_counter()
         for stage, seconds in (("detect", t1 - t0), ("classify", t2 - t1), ("track", t3 - t2), ("publish", t4 - t3)):
             self.stats.add(stage, seconds)
-        self.stats.frame_done(len(boxes), len(self.tracker.tracks), t2 - t1)
+        self.stats.frame_done(len(boxes), len(self.tracker.tracks), t2 - t1, t_crop - t1)
         return len(boxes)
 
     def snapshot(self) -> dict:

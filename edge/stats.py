@@ -41,6 +41,7 @@ class Stats:
         self.started = time.monotonic()
         self.stage_ms = {s: deque(maxlen=window) for s in STAGES}
         self.classify_ms_per_face: deque[float] = deque(maxlen=window)
+        self.crop_ms_per_face: deque[float] = deque(maxlen=window)  # the crop+resize part of classify
         self.latency_ms: deque[float] = deque(maxlen=window)
         self.processed_at: deque[float] = deque(maxlen=window)
         self.processed = 0
@@ -54,8 +55,9 @@ class Stats:
     def add(self, stage: str, seconds: float) -> None:
         self.stage_ms[stage].append(seconds * 1000)
 
-    def frame_done(self, faces: int, tracks: int, classify_s: float) -> None:
-        """Count one processed frame: faces detected in it, face tracks live after it."""
+    def frame_done(self, faces: int, tracks: int, classify_s: float, crop_s: float) -> None:
+        """Count one processed frame: faces detected in it, face tracks live after it, and the
+        seconds its classify stage took in all (`classify_s`) and for cropping (`crop_s`)."""
         self.processed += 1
         self.processed_at.append(time.monotonic())
         self.faces += faces
@@ -63,6 +65,7 @@ class Stats:
         self.frames_tracked += tracks > 0
         if faces:
             self.classify_ms_per_face.append(classify_s * 1000 / faces)
+            self.crop_ms_per_face.append(crop_s * 1000 / faces)
 
     def event_published(self, capture_ts: float) -> None:
         now = time.monotonic()
@@ -101,6 +104,7 @@ class Stats:
                 out[f"{stage}_ms_p{q}"] = _pct(values, q)
         out["classify_ms_per_face_p50"] = _pct(self.classify_ms_per_face, 50)
         out["classify_ms_per_face_p95"] = _pct(self.classify_ms_per_face, 95)
+        out["crop_ms_per_face_p50"] = _pct(self.crop_ms_per_face, 50)
         out["latency_ms_p50"] = _pct(self.latency_ms, 50)
         out["latency_ms_p95"] = _pct(self.latency_ms, 95)
         return out
