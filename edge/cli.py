@@ -17,6 +17,7 @@ EXAMPLE = """examples:
   fer-edge --source ../shared/data/videos/woman2.mp4 --print
   fer-edge --check-config --config /etc/fer-edge/config.yaml
   fer-edge predict face.jpg --out annotated.jpg
+  fer-edge predict --whole faces/                    one JSON line per pre-cropped face image
   fer-edge --benchmark --source clip.mp4 --json
   sudo fer-edge install-service"""
 
@@ -39,8 +40,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="with --benchmark: one JSON object instead of a table")
     sub = p.add_subparsers(dest="command")
     pr = sub.add_parser("predict", help="emotions of the faces in still images")
-    pr.add_argument("images", nargs="+", type=Path)
+    pr.add_argument("images", nargs="+", type=Path, help="image files, or folders searched for them")
     pr.add_argument("--out", type=Path, help="annotated copy (one image) or folder (several)")
+    pr.add_argument("--whole", action="store_true",
+                    help="each image is one face crop (e.g. an aligned-face dataset): no face detection")
     ins = sub.add_parser("install-service", help="install the systemd unit and default config (root)")
     ins.add_argument("--root", type=Path, default=Path("/"), help="install under this root (for packaging)")
     ins.add_argument("--no-enable", action="store_true", help="do not run systemctl enable --now")
@@ -86,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "predict":
             from edge.predict import predict_images
-            return predict_images(resolve_config(opts), args.images, args.out)
+            return predict_images(resolve_config(opts), args.images, args.out, args.whole)
         if args.command == "install-service":
             from edge.install import install_service
             return install_service(args.root, enable=not args.no_enable)
@@ -99,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # stdout's reader went away (`fer-edge predict DIR | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -23,20 +25,41 @@ def annotate(image: np.ndarray, faces: list[dict]) -> np.ndarray:
     return out
 
 
-def predict_images(cfg: Config, images: list[Path], out: Path | None) -> int:
-    """Print one JSON line per image; 2 if any image could not be read."""
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".pgm", ".tif", ".tiff"}
+
+
+def expand(paths: list[Path]) -> Iterator[Path]:
+    """The given paths, with each folder replaced by the image files under it (sorted)."""
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        else:
+            yield path
+
+
+def _error(message: str) -> None:
+    print(f"fer-edge: error: {message}", file=sys.stderr, flush=True)
+
+
+def predict_images(cfg: Config, images: list[Path], out: Path | None, whole: bool = False) -> int:
+    """Print one JSON line per image; 2 if any image could not be read.
+
+    With `whole`, each image is taken as one face crop; otherwise faces are found with Haar, and a
+    small image (<= 96 px) in which none is found is taken as a crop, as FER-2013's are.
+    """
     classifier = Classifier(cfg.model.path, num_threads=cfg.model.num_threads)
     detector = FaceDetector(cfg.detector)
     status = 0
-    for path in images:
+    paths = list(expand(images))
+    for path in paths:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
-            print(f"fer-edge: error: {path}: not a readable image", flush=True)
+            _error(f"{path}: not a readable image")
             status = 2
             continue
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        boxes = detector.detect(gray)
-        if not boxes and max(gray.shape) <= 96:  # an already-cropped face, as in FER-2013
+        boxes = [] if whole else detector.detect(gray)
+        if whole or (not boxes and max(gray.shape) <= 96):
             boxes = [(0, 0, gray.shape[1], gray.shape[0])]
         probs = classifier.classify(crop_faces(gray, boxes, classifier.input_size, cfg.detector.crop_margin))
         faces = [{"box": [int(v) for v in box], "emotion": classifier.labels[int(p.argmax())],
@@ -45,9 +68,9 @@ def predict_images(cfg: Config, images: list[Path], out: Path | None) -> int:
                  for box, p in zip(boxes, probs)]
         print(json.dumps({"image": str(path), "faces": faces}), flush=True)
         if out is not None:
-            target = out / path.name if len(images) > 1 or out.is_dir() else out
+            target = out / path.name if len(paths) > 1 or out.is_dir() else out
             target.parent.mkdir(parents=True, exist_ok=True)
             if not cv2.imwrite(str(target), annotate(image, faces)):
-                print(f"fer-edge: error: cannot write {target}", flush=True)
+                _error(f"cannot write {target}")
                 status = 2
     return status

@@ -6,6 +6,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,8 +46,9 @@ def resolve_config(opts: RunOptions) -> Config:
     return validate(data, "command line") if opts.overrides else cfg
 
 
-def make_publishers(cfg: Config, print_events: bool, labels: tuple[str, ...]) -> list[Publisher]:
-    publishers: list[Publisher] = [StdoutPublisher()] if print_events else []
+def make_publishers(cfg: Config, print_events: bool, labels: tuple[str, ...],
+                    on_stdout_closed: Callable[[], None] | None = None) -> list[Publisher]:
+    publishers: list[Publisher] = [StdoutPublisher(on_closed=on_stdout_closed)] if print_events else []
     if cfg.mqtt.enabled:
         from edge.publish.mqtt import MQTTPublisher
 
@@ -72,7 +74,7 @@ class Daemon:
         logging.getLogger().setLevel(cfg.logging.level)
         classifier = Classifier(cfg.model.path, num_threads=cfg.model.num_threads)
         detector = FaceDetector(cfg.detector)
-        publishers = make_publishers(cfg, self.opts.print_events, classifier.labels)
+        publishers = make_publishers(cfg, self.opts.print_events, classifier.labels, self.stop.set)
         grabber = self._start_grabber(cfg)
         for p in publishers:
             p.start()
@@ -152,7 +154,7 @@ class Daemon:
         if cfg.mqtt != pipeline.cfg.mqtt:
             for p in publishers:
                 p.close()
-            publishers = make_publishers(cfg, self.opts.print_events, classifier.labels)
+            publishers = make_publishers(cfg, self.opts.print_events, classifier.labels, self.stop.set)
             for p in publishers:
                 p.start()
         new = Pipeline(cfg, grabber, detector, classifier, publishers)

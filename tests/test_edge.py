@@ -342,7 +342,43 @@ def test_predict_rejects_a_non_image(tmp_path):
     bad = tmp_path / "notes.jpg"
     bad.write_text("hello")
     r = run_cli("predict", str(bad))
-    assert r.returncode == 2 and "not a readable image" in r.stdout and "Traceback" not in r.stderr
+    assert r.returncode == 2 and r.stdout == "" and r.stderr.strip() == f"fer-edge: error: {bad}: not a readable image"
+
+
+def test_predict_whole_reads_a_folder_of_face_crops(tmp_path):
+    import cv2
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "happy").mkdir()
+    for name in ("happy/a.png", "b.jpg"):
+        cv2.imwrite(str(tmp_path / name), rng.integers(0, 255, (100, 100), np.uint8))
+    (tmp_path / "broken.jpg").write_text("not an image")
+    (tmp_path / "notes.txt").write_text("skipped: not an image suffix")
+    r = run_cli("predict", "--whole", str(tmp_path))
+    results = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [Path(x["image"]).name for x in results] == ["b.jpg", "a.png"]  # sorted paths: b.jpg < happy/a.png
+    assert all(x["faces"][0]["box"] == [0, 0, 100, 100] and x["faces"][0]["emotion"] in LABELS for x in results)
+    assert r.returncode == 2 and r.stderr.strip() == f"fer-edge: error: {tmp_path / 'broken.jpg'}: not a readable image"
+
+
+def _first_line_then_close(*args: str) -> tuple[int, str]:
+    """Run fer-edge, read one stdout line, close the pipe (as `| head -1` does); exit code and stderr."""
+    proc = subprocess.Popen([sys.executable, "-m", "edge.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=REPO)
+    assert proc.stdout.readline()
+    proc.stdout.close()
+    return proc.wait(timeout=120), proc.stderr.read()
+
+
+def test_closed_stdout_ends_predict_and_the_daemon_quietly(tmp_path, face_video):
+    import cv2
+
+    for i in range(300):  # more JSON than a pipe buffers
+        cv2.imwrite(str(tmp_path / f"{i:03d}.png"), np.full((48, 48), i % 256, np.uint8))
+    rc, err = _first_line_then_close("predict", "--whole", str(tmp_path))
+    assert rc == 0 and err == ""
+    rc, err = _first_line_then_close("--source", str(face_video), "--print", "--fps", "0")
+    assert rc == 0 and "stdout closed by its reader" in err and "Traceback" not in err and "error" not in err
 
 
 def test_benchmark_json_has_the_documented_keys(blank_clip):

@@ -3,19 +3,38 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sys
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
 
 
 class StdoutPublisher:
-    def __init__(self, stream=None):
+    """Writes each event and state change as one JSON line; `on_closed` runs once if the reader of
+    stdout goes away (`fer-edge --print | head`), after which nothing more is written."""
+
+    def __init__(self, stream=None, on_closed: Callable[[], None] | None = None):
         self._out = stream or sys.stdout
+        self._on_closed = on_closed
+        self._closed = False
 
     def start(self) -> None:
         pass
 
     def _write(self, kind: str, payload: dict) -> None:
-        self._out.write(json.dumps({"type": kind, **payload}) + "\n")
-        self._out.flush()
+        if self._closed:
+            return
+        try:
+            self._out.write(json.dumps({"type": kind, **payload}) + "\n")
+            self._out.flush()
+        except BrokenPipeError:
+            self._closed = True
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self._out.fileno())  # keeps the exit-time flush quiet
+            log.info("stdout closed by its reader; no more JSON lines")
+            if self._on_closed:
+                self._on_closed()
 
     def event(self, payload: dict) -> None:
         self._write("event", payload)
