@@ -105,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # stdout's reader went away (`fer-edge predict DIR | head`): stop quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        from edge.publish.stdout import detach_stdout
+
+        detach_stdout()
         return 0
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -28,13 +27,9 @@ def annotate(image: np.ndarray, faces: list[dict]) -> np.ndarray:
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".pgm", ".tif", ".tiff"}
 
 
-def expand(paths: list[Path]) -> Iterator[Path]:
-    """The given paths, with each folder replaced by the image files under it (sorted)."""
-    for path in paths:
-        if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        else:
-            yield path
+def image_files(folder: Path) -> list[Path]:
+    """The image files under `folder`, sorted."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
 def _error(message: str) -> None:
@@ -50,8 +45,14 @@ def predict_images(cfg: Config, images: list[Path], out: Path | None, whole: boo
     classifier = Classifier(cfg.model.path, num_threads=cfg.model.num_threads)
     detector = FaceDetector(cfg.detector)
     status = 0
-    paths = list(expand(images))
-    for path in paths:
+    paths: list[tuple[Path, Path]] = []  # (image, its name under --out)
+    for arg in images:
+        found = [(p, p.relative_to(arg)) for p in image_files(arg)] if arg.is_dir() else [(arg, Path(arg.name))]
+        if not found:
+            _error(f"{arg}: no images in this folder")
+            status = 2
+        paths += found
+    for path, name in paths:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
             _error(f"{path}: not a readable image")
@@ -68,7 +69,7 @@ def predict_images(cfg: Config, images: list[Path], out: Path | None, whole: boo
                  for box, p in zip(boxes, probs)]
         print(json.dumps({"image": str(path), "faces": faces}), flush=True)
         if out is not None:
-            target = out / path.name if len(paths) > 1 or out.is_dir() else out
+            target = out / name if len(paths) > 1 or out.is_dir() else out
             target.parent.mkdir(parents=True, exist_ok=True)
             if not cv2.imwrite(str(target), annotate(image, faces)):
                 _error(f"cannot write {target}")

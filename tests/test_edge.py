@@ -354,11 +354,16 @@ def test_predict_whole_reads_a_folder_of_face_crops(tmp_path):
         cv2.imwrite(str(tmp_path / name), rng.integers(0, 255, (100, 100), np.uint8))
     (tmp_path / "broken.jpg").write_text("not an image")
     (tmp_path / "notes.txt").write_text("skipped: not an image suffix")
-    r = run_cli("predict", "--whole", str(tmp_path))
+    (tmp_path / "empty").mkdir()
+    out = tmp_path.parent / f"{tmp_path.name}-annotated"
+    r = run_cli("predict", "--whole", str(tmp_path), "--out", str(out))
     results = [json.loads(line) for line in r.stdout.splitlines()]
     assert [Path(x["image"]).name for x in results] == ["b.jpg", "a.png"]  # sorted paths: b.jpg < happy/a.png
     assert all(x["faces"][0]["box"] == [0, 0, 100, 100] and x["faces"][0]["emotion"] in LABELS for x in results)
+    assert (out / "b.jpg").is_file() and (out / "happy" / "a.png").is_file()  # the folder's layout, annotated
     assert r.returncode == 2 and r.stderr.strip() == f"fer-edge: error: {tmp_path / 'broken.jpg'}: not a readable image"
+    r = run_cli("predict", str(tmp_path / "empty"))
+    assert r.returncode == 2 and r.stderr.strip().endswith("empty: no images in this folder")
 
 
 def _first_line_then_close(*args: str) -> tuple[int, str]:

@@ -11,6 +11,13 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 
 
+def detach_stdout() -> None:
+    """Point fd 1 at /dev/null once its reader has gone, so later writes and the exit-time flush are quiet."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, sys.stdout.fileno())
+    os.close(null)
+
+
 class StdoutPublisher:
     """Writes each event and state change as one JSON line; `on_closed` runs once if the reader of
     stdout goes away (`fer-edge --print | head`), after which nothing more is written."""
@@ -31,7 +38,7 @@ class StdoutPublisher:
             self._out.flush()
         except BrokenPipeError:
             self._closed = True
-            os.dup2(os.open(os.devnull, os.O_WRONLY), self._out.fileno())  # keeps the exit-time flush quiet
+            detach_stdout()
             log.info("stdout closed by its reader; no more JSON lines")
             if self._on_closed:
                 self._on_closed()
