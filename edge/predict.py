@@ -37,7 +37,7 @@ def _error(message: str) -> None:
 
 
 def predict_images(cfg: Config, images: list[Path], out: Path | None, whole: bool = False) -> int:
-    """Print one JSON line per image; 2 if any image could not be read.
+    """Print one JSON line per image; 2 if an image could not be read or written, or a folder held none.
 
     With `whole`, each image is taken as one face crop; otherwise faces are found with Haar, and a
     small image (<= 96 px) in which none is found is taken as a crop, as FER-2013's are.
@@ -47,11 +47,18 @@ def predict_images(cfg: Config, images: list[Path], out: Path | None, whole: boo
     status = 0
     paths: list[tuple[Path, Path]] = []  # (image, its name under --out)
     for arg in images:
-        found = [(p, p.relative_to(arg)) for p in image_files(arg)] if arg.is_dir() else [(arg, Path(arg.name))]
-        if not found:
+        files = image_files(arg) if arg.is_dir() else []
+        if not arg.exists():
+            _error(f"{arg}: no such file or folder")
+            status = 2
+        elif arg.is_dir() and not files:
             _error(f"{arg}: no images in this folder")
             status = 2
-        paths += found
+        elif arg.is_dir():
+            paths += [(p, p.relative_to(arg)) for p in files]
+        else:
+            paths.append((arg, Path(arg.name)))
+    out_is_folder = out is not None and (len(paths) > 1 or out.is_dir() or any(a.is_dir() for a in images))
     for path, name in paths:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
@@ -69,7 +76,7 @@ def predict_images(cfg: Config, images: list[Path], out: Path | None, whole: boo
                  for box, p in zip(boxes, probs)]
         print(json.dumps({"image": str(path), "faces": faces}), flush=True)
         if out is not None:
-            target = out / name if len(paths) > 1 or out.is_dir() else out
+            target = out / name if out_is_folder else out
             target.parent.mkdir(parents=True, exist_ok=True)
             if not cv2.imwrite(str(target), annotate(image, faces)):
                 _error(f"cannot write {target}")
