@@ -213,6 +213,8 @@ class Grabber(threading.Thread):
         with self._cond:
             self.ended = True
             self._cond.notify_all()
+        if self._halt.is_set():
+            self.source.close()
 
     def _reopen(self) -> bool:
         """Reopen a lost live source with backoff; False once stopped."""
@@ -245,8 +247,11 @@ class Grabber(threading.Thread):
             return self._latest
 
     def stop(self) -> None:
+        """Stop reading and close the source; a read blocked on a silent stream (up to
+        source.timeout_s) closes it itself when it returns, as releasing it under the read would crash."""
         self._halt.set()
         with self._cond:
             self._cond.notify_all()
         self.join(timeout=2.0)
-        self.source.close()
+        if not self.is_alive():
+            self.source.close()

@@ -212,6 +212,17 @@ def test_silent_stream_is_lost_after_the_timeout_and_reopened_when_it_returns(mj
         g.stop()
 
 
+def test_stop_during_a_stalled_read_leaves_closing_to_the_reader(mjpeg_stream):
+    g = Grabber(open_source(SourceConfig(uri=mjpeg_stream.url, timeout_s=5.0)))
+    g.start()
+    assert g.get(5.0) is not None
+    mjpeg_stream.sending.clear()
+    time.sleep(0.5)  # the grabber now waits in a read
+    g.stop()  # returns after its 2 s join; releasing the capture under the read would crash
+    assert g.is_alive() and g.source._cap is not None
+    assert wait_for(lambda: not g.is_alive()) and g.source._cap is None  # closed once the read timed out
+
+
 def test_picamera2_adapter_uses_lores_y_plane(monkeypatch):
     calls = {}
 
