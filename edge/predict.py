@@ -46,19 +46,20 @@ def predict_images(cfg: Config, images: list[Path], out: Path | None, whole: boo
     detector = FaceDetector(cfg.detector)
     status = 0
     paths: list[tuple[Path, Path]] = []  # (image, its name under --out)
+    folders = [arg for arg in images if arg.is_dir()]
     for arg in images:
-        files = image_files(arg) if arg.is_dir() else []
-        if not arg.exists():
+        if arg in folders:
+            files = image_files(arg)
+            if not files:
+                _error(f"{arg}: no images in this folder")
+                status = 2
+            paths += [(p, p.relative_to(arg)) for p in files]
+        elif arg.exists():
+            paths.append((arg, Path(arg.name)))
+        else:
             _error(f"{arg}: no such file or folder")
             status = 2
-        elif arg.is_dir() and not files:
-            _error(f"{arg}: no images in this folder")
-            status = 2
-        elif arg.is_dir():
-            paths += [(p, p.relative_to(arg)) for p in files]
-        else:
-            paths.append((arg, Path(arg.name)))
-    out_is_folder = out is not None and (len(paths) > 1 or out.is_dir() or any(a.is_dir() for a in images))
+    out_is_folder = out is not None and (len(paths) > 1 or bool(folders) or out.is_dir())
     for path, name in paths:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
