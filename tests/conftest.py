@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import getpass
 import http.server
+import os
 import shutil
 import socket
 import socketserver
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,10 +18,21 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data"
 VIDEOS = SHARED / "videos"
+FER_EDGE = [sys.executable, "-m", "edge.cli"]  # the fer-edge command, from this checkout
+
+
+def start_fer_edge(tmp_path: Path, source: Path, cfg: dict, *extra: str, env: dict | None = None) -> subprocess.Popen:
+    """The daemon with `cfg` as its config.yaml (in `tmp_path`), on `source`; stdout and stderr piped."""
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return subprocess.Popen([*FER_EDGE, "--config", str(path), "--source", str(source), *extra], cwd=REPO,
+                            env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
 
 
 def wait_for(predicate, timeout: float = 15.0) -> bool:

@@ -21,13 +21,13 @@ from edge.pacer import Pacer
 from edge.sources import Grabber, Picamera2Source, SourceError, open_source
 from edge.config import SourceConfig
 from edge.tracker import Tracker
-from tests.conftest import REPO, wait_for
+from tests.conftest import FER_EDGE, REPO, wait_for
 
 LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
 
 def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edge.cli", *args], capture_output=True, text=True,
+    return subprocess.run([*FER_EDGE, *args], capture_output=True, text=True,
                           timeout=timeout, cwd=REPO)
 
 
@@ -188,9 +188,7 @@ def test_lost_camera_is_reopened_and_the_loop_resumes():
     g = Grabber(src, realtime=True, backoff=(0.05, 0.2))
     g.start()
     try:
-        deadline = time.monotonic() + 5
-        while g.reconnects == 0 and time.monotonic() < deadline:
-            g.get(0.1)
+        assert wait_for(lambda: g.reconnects > 0, timeout=5)
         assert g.reconnects == 1 and src.opens == 1 and g.connected
         assert g.get(1.0) is not None and not g.ended
     finally:
@@ -379,7 +377,7 @@ def test_predict_whole_reads_a_folder_of_face_crops(tmp_path):
 
 def _first_line_then_close(*args: str) -> tuple[int, str]:
     """Run fer-edge, read one stdout line, close the pipe (as `| head -1` does); exit code and stderr."""
-    proc = subprocess.Popen([sys.executable, "-m", "edge.cli", *args], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([*FER_EDGE, *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=REPO)
     assert proc.stdout.readline()
     proc.stdout.close()

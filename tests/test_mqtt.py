@@ -7,7 +7,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -15,11 +14,10 @@ from pathlib import Path
 import jsonschema
 import paho.mqtt.client as mqtt
 import pytest
-import yaml
 
 from edge.config import MQTTConfig
 from edge.publish.mqtt import MQTTPublisher
-from tests.conftest import REPO, wait_for
+from tests.conftest import REPO, start_fer_edge, wait_for
 
 LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 SCHEMAS = {p.name.split(".")[0]: json.loads(p.read_text()) for p in (REPO / "schemas").glob("*.schema.json")}
@@ -58,10 +56,7 @@ def seqs(sub: Subscriber) -> list[int]:
 def daemon(tmp_path: Path, port: int, source: Path, *extra: str, mqtt_extra: dict | None = None) -> subprocess.Popen:
     cfg = {"mqtt": {"enabled": True, "host": "127.0.0.1", "port": port, "device_id": "testcam",
                     "stats_interval_s": 0.5, **(mqtt_extra or {})}, "source": {"loop": True}}
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return subprocess.Popen([sys.executable, "-m", "edge.cli", "--config", str(path), "--source", str(source), *extra],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return start_fer_edge(tmp_path, source, cfg, *extra)
 
 
 def test_pipeline_run_publishes_the_documented_payloads(broker, face_video, tmp_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import socket
@@ -14,15 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO
-
-
-def _start(tmp_path: Path, source: Path, cfg: dict, env: dict | None = None, *extra: str) -> subprocess.Popen:
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return subprocess.Popen([sys.executable, "-m", "edge.cli", "--config", str(path), "--source", str(source), *extra],
-                            cwd=REPO, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+from tests.conftest import FER_EDGE, REPO, start_fer_edge
 
 
 @pytest.fixture
@@ -48,7 +39,7 @@ def _collect(sock: socket.socket, seconds: float) -> list[tuple[float, str]]:
 def test_sd_notify_ready_watchdog_status_stopping(notify_socket, blank_clip, tmp_path):
     sock, path = notify_socket
     cfg = {"source": {"loop": True}, "service": {"status_interval_s": 0.5}}
-    proc = _start(tmp_path, blank_clip, cfg, {"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "1000000"})
+    proc = start_fer_edge(tmp_path, blank_clip, cfg, env={"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "1000000"})
     try:
         msgs = _collect(sock, 4.0)
         proc.send_signal(signal.SIGTERM)
@@ -67,7 +58,7 @@ def test_sd_notify_ready_watchdog_status_stopping(notify_socket, blank_clip, tmp
 
 def test_sigterm_stops_cleanly_and_sighup_applies_a_changed_setting(blank_clip, tmp_path):
     cfg = {"source": {"loop": True}, "logging": {"level": "INFO"}}
-    proc = _start(tmp_path, blank_clip, cfg)
+    proc = start_fer_edge(tmp_path, blank_clip, cfg)
     try:
         time.sleep(3)
         cfg["logging"]["level"] = "DEBUG"
@@ -111,7 +102,7 @@ def test_unit_file_verifies(tmp_path):
 
 
 def test_install_service_into_a_root(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "edge.cli", "install-service", "--root", str(tmp_path), "--no-enable"],
+    r = subprocess.run([*FER_EDGE, "install-service", "--root", str(tmp_path), "--no-enable"],
                        cwd=REPO, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     unit = (tmp_path / "etc/systemd/system/fer-edge.service").read_text()
