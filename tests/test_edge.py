@@ -1,4 +1,5 @@
-"""Edge pipeline on real components: the shipped int8 model, OpenCV Haar, real clips and images."""
+"""Edge pipeline on real components: the shipped int8 model, OpenCV Haar, clips and images of drawn
+faces, and the real clips when present."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from edge.pacer import Pacer
 from edge.sources import Grabber, Picamera2Source, SourceError, open_source
 from edge.config import SourceConfig
 from edge.tracker import Tracker
-from tests.conftest import FER_EDGE, REPO, wait_for
+from tests.conftest import FER_EDGE, REPO, face_frame, wait_for
 
 LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
@@ -305,11 +306,30 @@ def test_daemon_on_real_clip_tracks_the_face_and_emits_events(face_video):
     assert all(e["emotion"] in LABELS and set(e["scores"]) == set(LABELS) for e in events)
 
 
-def test_frames_are_skipped_when_work_exceeds_the_budget(face_video, monkeypatch):
+def test_events_fire_once_per_expression_change_with_one_stable_face_id(face_clip, model):
+    from edge.config import DetectorConfig
+    from edge.detector import FaceDetector
+
+    clf, detector = Classifier(model), FaceDetector(DetectorConfig())
+    readings = []
+    for tense in (True, False):  # what the model reads on each of the clip's two expressions
+        frame = face_frame(tense)
+        readings.append(clf.labels[int(clf.classify(crop_faces(frame, detector.detect(frame), clf.input_size)).argmax())])
+    tense, calm = readings
+    assert tense != calm, "the model reads both drawn expressions alike"
+    r = run_cli("--source", str(face_clip), "--print")  # config.yaml's 15 FPS, the clip at its own 30
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    events = [(m["face_id"], m["emotion"], m["previous"]) for m in lines if m["type"] == "event"]
+    assert events == [(1, tense, None), (1, calm, tense), (1, tense, calm)]  # 68 frames, 3 changes
+    assert all([f["id"] for f in m["faces"]] == [1] for m in lines if m["type"] == "state")
+
+
+def test_frames_are_skipped_when_work_exceeds_the_budget(face_clip, monkeypatch):
     from edge import pipeline as pl
     from edge.service import RunOptions, resolve_config
 
-    cfg = resolve_config(RunOptions(None, {"source.uri": str(face_video), "pacer.fps": 30.0}))
+    cfg = resolve_config(RunOptions(None, {"source.uri": str(face_clip), "pacer.fps": 30.0}))
     grabber = Grabber(open_source(cfg.source), realtime=True)
     clf = Classifier(cfg.model.path)
     slow = pl.Pipeline(cfg, grabber, pl.FaceDetector(cfg.detector), clf, [])
@@ -384,14 +404,14 @@ def _first_line_then_close(*args: str) -> tuple[int, str]:
     return proc.wait(timeout=120), proc.stderr.read()
 
 
-def test_closed_stdout_ends_predict_and_the_daemon_quietly(tmp_path, face_video):
+def test_closed_stdout_ends_predict_and_the_daemon_quietly(tmp_path, face_clip):
     import cv2
 
     for i in range(300):  # more JSON than a pipe buffers
         cv2.imwrite(str(tmp_path / f"{i:03d}.png"), np.full((48, 48), i % 256, np.uint8))
     rc, err = _first_line_then_close("predict", "--whole", str(tmp_path))
     assert rc == 0 and err == ""
-    rc, err = _first_line_then_close("--source", str(face_video), "--print", "--fps", "0")
+    rc, err = _first_line_then_close("--source", str(face_clip), "--print")  # the next event is 1.5 s later
     assert rc == 0 and "stdout closed by its reader" in err and "Traceback" not in err and "error" not in err
 
 

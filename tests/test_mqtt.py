@@ -59,9 +59,9 @@ def daemon(tmp_path: Path, port: int, source: Path, *extra: str, mqtt_extra: dic
     return start_fer_edge(tmp_path, source, cfg, *extra)
 
 
-def test_pipeline_run_publishes_the_documented_payloads(broker, face_video, tmp_path):
+def test_pipeline_run_publishes_the_documented_payloads(broker, face_clip, tmp_path):
     sub = Subscriber(broker.port)
-    proc = daemon(tmp_path, broker.port, face_video, "--duration", "8")
+    proc = daemon(tmp_path, broker.port, face_clip, "--duration", "8")
     assert proc.wait(60) == 0, proc.stderr.read()
     assert wait_for(lambda: b"stopped" in sub.payloads("/availability"))
     sub.close()
