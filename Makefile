@@ -1,7 +1,7 @@
 # fer-edge: `make run` starts the daemon, `make test` runs the tests; each sets up what it needs.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-SOURCE ?= 0
+SOURCE ?=
 DATA ?= ../shared/data/fer2013
 RUN ?= runs/compact
 
@@ -18,10 +18,10 @@ $(VENV)/.dev: $(VENV)/.edge
 	touch $@
 
 run: $(VENV)/.edge  ## the daemon on camera 0, or SOURCE=clip/URL; events on the terminal
-	$(VENV)/bin/fer-edge --source "$(SOURCE)" --print $(ARGS)
+	$(VENV)/bin/fer-edge --source "$(or $(SOURCE),0)" --print $(ARGS)
 
-benchmark: $(VENV)/.edge
-	$(VENV)/bin/fer-edge --benchmark --source "$(SOURCE)" $(ARGS)
+benchmark: $(VENV)/.edge  ## on SOURCE, or on a generated clip of a drawn face
+	$(VENV)/bin/fer-edge --benchmark $(if $(SOURCE),--source "$(SOURCE)") $(ARGS)
 
 mosquitto:  ## the broker the MQTT tests start on a free loopback port
 	command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || \

@@ -38,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, help="stop after S seconds")
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.add_argument("--check-config", action="store_true", help="validate the config and exit")
-    p.add_argument("--benchmark", action="store_true", help="measure per-stage latency on a clip and exit")
+    p.add_argument("--benchmark", action="store_true", help="measure per-stage latency on --source (default: a generated clip of a drawn face) and exit")
     p.add_argument("--json", action="store_true", help="with --benchmark: one JSON object instead of a table")
     sub = p.add_subparsers(dest="command")
     pr = sub.add_parser("predict", help="emotions of the faces in still images")

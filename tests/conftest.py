@@ -20,6 +20,8 @@ import numpy as np
 import pytest
 import yaml
 
+from edge import synthetic
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data"
 VIDEOS = SHARED / "videos"
@@ -110,50 +112,16 @@ def blank_clip(tmp_path_factory) -> Path:
     return write_clip(tmp_path_factory.mktemp("clips") / "blank.avi", frames)
 
 
-def drawn_face(side: int, tense: bool) -> np.ndarray:
-    """A drawn gray face that OpenCV's Haar cascade finds, in one of two expressions the model tells
-    apart: `tense` (slanted brows, turned-down mouth; the shipped model reads fear) or not (brows
-    slanted the other way, flat mouth; it reads surprise)."""
-    img = np.full((side, side), 90, np.uint8)
-    c, s = side // 2, side / 200
-
-    def at(dx: float, dy: float) -> tuple[int, int]:
-        return int(c + dx * s), int(c + dy * s)
-
-    def size(w: float, h: float) -> tuple[int, int]:
-        return int(w * s), int(h * s)
-
-    cv2.ellipse(img, at(0, 5), size(70, 92), 0, 0, 360, 185, -1)  # head
-    for dx in (-32, 32):
-        cv2.ellipse(img, at(dx, -38), size(22, 6), (20 if tense else -20) * np.sign(dx), 180, 360, 60, -1)  # brow
-        cv2.ellipse(img, at(dx, -18), size(16, 8), 0, 0, 360, 240, -1)  # eye
-        cv2.circle(img, at(dx, -18), int(7 * s), 30, -1)  # iris
-    cv2.ellipse(img, at(0, 22), size(10, 8), 0, 0, 180, 120, -1)  # nose
-    if tense:
-        cv2.ellipse(img, at(0, 62), size(28, 12), 0, 180, 360, 60, -1)
-    else:
-        cv2.ellipse(img, at(0, 52), size(24, 4), 0, 0, 360, 70, -1)
-    return cv2.GaussianBlur(img, (0, 0), 2 * s)
-
-
-def face_frame(tense: bool, x: int = 100, y: int = 60, side: int = 120) -> np.ndarray:
-    """A 320x240 gray frame with one drawn face at (x, y)."""
-    frame = np.full((240, 320), 100, np.uint8)
-    frame[y:y + side, x:x + side] = drawn_face(side, tense)
-    return frame
-
-
 @pytest.fixture(scope="session")
 def face_clip(tmp_path_factory) -> Path:
-    """4.5 s at 30 FPS of one drawn face drifting sideways: tense, then not, then tense (1.5 s each)."""
-    frames = [face_frame(tense=(i // 45) != 1, x=90 + abs(i % 40 - 20)) for i in range(135)]
-    return write_clip(tmp_path_factory.mktemp("clips") / "face.avi", frames)
+    """4.5 s at 30 FPS of one drawn face: tense, calm, tense (1.5 s each)."""
+    return synthetic.face_clip(tmp_path_factory.mktemp("clips") / "face.avi", 135)
 
 
 @pytest.fixture(scope="session")
 def face_image(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("img") / "face.png"
-    cv2.imwrite(str(path), face_frame(tense=True))
+    cv2.imwrite(str(path), synthetic.face_frame(tense=True))
     return path
 
 

@@ -22,7 +22,8 @@ from edge.pacer import Pacer
 from edge.sources import Grabber, Picamera2Source, SourceError, open_source
 from edge.config import SourceConfig
 from edge.tracker import Tracker
-from tests.conftest import FER_EDGE, REPO, face_frame, wait_for
+from edge.synthetic import face_frame
+from tests.conftest import FER_EDGE, REPO, wait_for
 
 LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
@@ -425,3 +426,12 @@ def test_benchmark_json_has_the_documented_keys(blank_clip):
         assert key in result
     assert result["frames"] == 60 and result["fps_skipped"] == 0
     assert result["frames_with_faces"] == result["frames_tracked"] == 0
+
+
+def test_benchmark_without_a_source_times_every_stage_on_a_drawn_face():
+    r = run_cli("--benchmark", "--json", "--max-frames", "90")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert result["source"] == "synthetic (one drawn face)" and result["frames"] == 90
+    assert result["frames_with_faces"] > 0.9 and result["faces_per_frame"] > 0.9 and result["events"] >= 1
+    assert result["classify_ms_per_face_p50"] > 0 and result["latency_ms_p95"] > 0
