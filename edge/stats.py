@@ -21,7 +21,9 @@ def rss_mb() -> float:
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak resident set size in MB; the kernel updates its high-water mark lazily, so it can trail
+    the current RSS by a few pages."""
+    return max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, rss_mb())
 
 
 def cpu_temperature() -> float | None:
