@@ -23,7 +23,7 @@ from edge.sources import Grabber, Picamera2Source, SourceError, open_source
 from edge.config import SourceConfig
 from edge.tracker import Tracker
 from edge.synthetic import face_frame
-from tests.conftest import FER_EDGE, REPO, wait_for
+from tests.conftest import FER_EDGE, REPO, wait_for, write_clip
 
 LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
@@ -325,6 +325,19 @@ def test_events_fire_once_per_expression_change_with_one_stable_face_id(face_cli
     events = [(m["face_id"], m["emotion"], m["previous"]) for m in lines if m["type"] == "event"]
     assert events == [(1, tense, None), (1, calm, tense), (1, tense, calm)]  # one event per 1.5 s segment
     assert all([f["id"] for f in m["faces"]] == [1] for m in lines if m["type"] == "state")
+
+
+def test_two_faces_get_their_own_ids_and_emotions(tmp_path):
+    frames = [np.hstack([face_frame(True, i), face_frame(False, i)]) for i in range(60)]  # tense | calm
+    r = run_cli("--source", str(write_clip(tmp_path / "two.avi", frames)), "--print")
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    last = [m for m in lines if m["type"] == "state"][-1]
+    assert last["face_count"] == 2
+    left, right = sorted(last["faces"], key=lambda f: f["box"][0])
+    assert {left["id"], right["id"]} == {1, 2} and left["emotion"] != right["emotion"]
+    events = sorted((m["face_id"], m["emotion"]) for m in lines if m["type"] == "event")
+    assert events == sorted([(left["id"], left["emotion"]), (right["id"], right["emotion"])])  # one each
 
 
 def test_frames_are_skipped_when_work_exceeds_the_budget(face_clip, monkeypatch):
