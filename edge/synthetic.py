@@ -3,12 +3,16 @@ finds, drifting over a textured background and switching between two expressions
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from functools import lru_cache
+from itertools import chain
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 
+@lru_cache(maxsize=8)
 def drawn_face(side: int, tense: bool) -> np.ndarray:
     """A gray face, `side` pixels square, in one of two expressions the shipped model tells apart:
     `tense` (slanted brows, turned-down mouth; it reads fear) or calm (brows slanted the other way,
@@ -32,13 +36,18 @@ def drawn_face(side: int, tense: bool) -> np.ndarray:
         cv2.ellipse(img, at(0, 62), size(28, 12), 0, 180, 360, 60, -1)
     else:
         cv2.ellipse(img, at(0, 52), size(24, 4), 0, 0, 360, 70, -1)
-    return cv2.GaussianBlur(img, (0, 0), 2 * s)
+    face = cv2.GaussianBlur(img, (0, 0), 2 * s)
+    face.flags.writeable = False  # cached: shared by every frame
+    return face
 
 
+@lru_cache(maxsize=4)
 def background(size: tuple[int, int], seed: int = 0) -> np.ndarray:
     """A smooth gray texture (width x height), twice as wide as `size` so that it can scroll."""
     noise = np.random.default_rng(seed).integers(0, 255, (size[1] // 24, size[0] // 12), np.uint8)
-    return cv2.resize(noise, (2 * size[0], size[1]), interpolation=cv2.INTER_CUBIC) // 2 + 60
+    texture = cv2.resize(noise, (2 * size[0], size[1]), interpolation=cv2.INTER_CUBIC) // 2 + 60
+    texture.flags.writeable = False  # cached: shared by every frame
+    return texture
 
 
 def face_frame(tense: bool, i: int = 0, size: tuple[int, int] = (320, 240)) -> np.ndarray:
@@ -52,11 +61,19 @@ def face_frame(tense: bool, i: int = 0, size: tuple[int, int] = (320, 240)) -> n
     return frame
 
 
+def write_clip(path: Path, frames: Iterable[np.ndarray], fps: float = 30.0) -> Path:
+    """An MJPG clip of gray or BGR frames (at least one), all of the first one's size; written as
+    they come, so a long clip is never held in memory."""
+    frames = iter(frames)
+    first = next(frames)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (first.shape[1], first.shape[0]))
+    for f in chain([first], frames):
+        writer.write(f if f.ndim == 3 else cv2.cvtColor(f, cv2.COLOR_GRAY2BGR))
+    writer.release()
+    return path
+
+
 def face_clip(path: Path, frames: int, size: tuple[int, int] = (320, 240), fps: float = 30.0,
               switch_every: int = 45) -> Path:
     """An MJPG clip of `frames` frames, starting tense and switching expression every `switch_every`."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
-    for i in range(frames):
-        writer.write(cv2.cvtColor(face_frame((i // switch_every) % 2 == 0, i, size), cv2.COLOR_GRAY2BGR))
-    writer.release()
-    return path
+    return write_clip(path, (face_frame((i // switch_every) % 2 == 0, i, size) for i in range(frames)), fps)

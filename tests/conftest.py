@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from edge import synthetic
+from edge.synthetic import write_clip
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data"
@@ -50,15 +51,6 @@ def wait_for(predicate, timeout: float = 15.0) -> bool:
 @pytest.fixture(scope="session")
 def model() -> Path:
     return REPO / "models" / "fer_int8.tflite"
-
-
-def write_clip(path: Path, frames: list[np.ndarray], fps: float = 30.0) -> Path:
-    h, w = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
-    for f in frames:
-        writer.write(f if f.ndim == 3 else cv2.cvtColor(f, cv2.COLOR_GRAY2BGR))
-    writer.release()
-    return path
 
 
 class MJPEGStream:

@@ -22,8 +22,8 @@ from edge.pacer import Pacer
 from edge.sources import Grabber, Picamera2Source, SourceError, open_source
 from edge.config import SourceConfig
 from edge.tracker import Tracker
-from edge.synthetic import face_frame
-from tests.conftest import FER_EDGE, REPO, wait_for, write_clip
+from edge.synthetic import face_frame, write_clip
+from tests.conftest import FER_EDGE, REPO, wait_for
 
 LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
