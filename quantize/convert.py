@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from trainer.evaluate import checkpoint
 from trainer.labels import IMAGE_SIZE, LABELS
+from trainer.quiet import output_silenced
 
 
 class QuantizeError(Exception):
@@ -59,4 +60,5 @@ def to_int8_tflite(model: keras.Model, representative: np.ndarray) -> bytes:
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
-    return converter.convert()
+    with output_silenced():  # the SavedModel export's listing and the converter's C++ logs
+        return converter.convert()

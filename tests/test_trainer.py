@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -137,9 +139,20 @@ def test_online_teacher_labels_the_augmented_batch(trained, folders, tmp_path, c
     assert "--teacher: no model at" in capsys.readouterr().err
 
 
-def test_quantize_writes_int8_model_and_card(trained, folders, tmp_path):
+def test_evaluate_prints_its_result_and_none_of_tensorflows_chatter(trained, folders):
+    done = subprocess.run([sys.executable, "-m", "trainer.cli", "evaluate", str(trained), "--data", str(folders),
+                           "--out", str(trained / "eval")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("accuracy ") and len(done.stdout.splitlines()) == 1
+    assert done.stderr == ""  # no start-up logs, no CUDA probe error
+
+
+def test_quantize_writes_int8_model_and_card(trained, folders, tmp_path, capfd):
     out = tmp_path / "fer_int8.tflite"
     assert quant_cli.main([str(trained), "--data", str(folders), "--out", str(out), "--calibration", "50"]) == 0
+    printed, logged = capfd.readouterr()
+    assert printed.splitlines() == [printed.splitlines()[0]] and printed.startswith(f"{out}: ")
+    assert "TensorSpec" not in logged + printed and "fully_quantize" not in logged + printed  # the converter's chatter
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["labels"] == list(LABELS) and card["input"]["size"] == [48, 48]
     assert card["input"]["dtype"] == "int8" and card["output"]["dtype"] == "int8"

@@ -74,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     from trainer.data import DataError  # deferred: TensorFlow loads slowly, --help should not
 
+    if args.command != "compare":
+        from trainer.quiet import import_tensorflow
+        import_tensorflow()
     try:
         if args.command == "fit":
             from trainer.augment import AugmentConfig

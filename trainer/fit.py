@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -190,7 +191,8 @@ def fit(cfg: FitConfig) -> Path:
     else:
         teacher = load_teacher(cfg.teachers) if cfg.teachers else None
         model.fit(train_dataset(train, cfg, teacher), validation_data=test_dataset(test, 512),
-                  epochs=cfg.epochs, callbacks=callbacks, verbose=1)
+                  epochs=cfg.epochs, callbacks=callbacks, shuffle=False,  # the dataset shuffles itself
+                  verbose=1 if sys.stdout.isatty() else 2)  # a log file gets one line per epoch
         finished.touch()
 
     # Evaluate the selected checkpoint, and keep its train logits for distillation
