@@ -85,6 +85,14 @@ def test_cli_reports_bad_data_without_traceback(tmp_path, capsys):
     assert err.startswith("fer-train: error: dataset not found") and "Traceback" not in err
 
 
+def test_missing_tensorflow_is_one_line_naming_the_extra(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "tensorflow", None)  # as on an edge-only install
+    with pytest.raises(SystemExit) as exit_:
+        train_cli.main(["evaluate", "runs/x"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and len(err.splitlines()) == 1 and "[train]" in err
+
+
 def test_fit_writes_report_and_resumes(trained, folders):
     for name in ("best.keras", "history.csv", "report.json", "report.md", "confusion.png", "curves.png",
                  "train_logits.npy", "config.json", "command.txt"):

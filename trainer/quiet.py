@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from pathlib import Path
 
 
 @contextmanager
@@ -34,11 +35,19 @@ def output_silenced() -> Iterator[None]:
 
 
 def import_tensorflow() -> None:
-    """Import TensorFlow and probe the devices once, quietly; later imports are silent."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with output_silenced():
-        import tensorflow as tf
+    """Import TensorFlow and probe the devices once, quietly; later imports are silent.
 
-        tf.config.list_logical_devices()  # the CUDA probe, which logs an error on CPU-only machines
+    Without TensorFlow (an edge-only install) the command ends with one line and exit code 2.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        with output_silenced():
+            import tensorflow as tf
+
+            tf.config.list_logical_devices()  # the CUDA probe, which logs an error on CPU-only machines
+    except ImportError as e:
+        print(f"{Path(sys.argv[0]).name}: error: {e}; the trainer needs the [train] extra: "
+              "pip install -e '.[train]'", file=sys.stderr)
+        raise SystemExit(2) from None
     for name in ("tensorflow", "absl"):
         logging.getLogger(name).setLevel(logging.WARNING)
