@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     from trainer.quiet import import_tensorflow
-    import_tensorflow()
+    import_tensorflow("fer-quantize")
     from quantize.convert import QuantizeError
     from trainer.data import DataError
 

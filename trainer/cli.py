@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command != "compare":
         from trainer.quiet import import_tensorflow
-        import_tensorflow()
+        import_tensorflow("fer-train")
     try:
         if args.command == "fit":
             from trainer.augment import AugmentConfig

@@ -12,7 +12,6 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
-from pathlib import Path
 
 
 @contextmanager
@@ -34,10 +33,10 @@ def output_silenced() -> Iterator[None]:
             os.close(copy)
 
 
-def import_tensorflow() -> None:
+def import_tensorflow(prog: str) -> None:
     """Import TensorFlow and probe the devices once, quietly; later imports are silent.
 
-    Without TensorFlow (an edge-only install) the command ends with one line and exit code 2.
+    Without TensorFlow (an edge-only install) the command `prog` ends with one line and exit code 2.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
@@ -46,7 +45,7 @@ def import_tensorflow() -> None:
 
             tf.config.list_logical_devices()  # the CUDA probe, which logs an error on CPU-only machines
     except ImportError as e:
-        print(f"{Path(sys.argv[0]).name}: error: {e}; the trainer needs the [train] extra: "
+        print(f"{prog}: error: {e}; the trainer needs the [train] extra: "
               "pip install -e '.[train]'", file=sys.stderr)
         raise SystemExit(2) from None
     for name in ("tensorflow", "absl"):
