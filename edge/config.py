@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import ssl
 from pathlib import Path
 from typing import Literal
 
@@ -40,7 +41,7 @@ class SourceConfig(_Section):
     playback_fps: float | None = Field(None, gt=0.0, description="play a video file at this rate instead of its own (realtime only)")
     width: int | None = Field(None, gt=0, description="requested capture width (cameras)")
     height: int | None = Field(None, gt=0, description="requested capture height (cameras)")
-    reopen_backoff_s: tuple[float, float] = Field((1.0, 30.0), description="first and max delay between camera reopen attempts")
+    reopen_backoff_s: tuple[float, float] = Field((0.5, 5.0), description="first and longest delay between reopen attempts of a lost camera (doubling, with jitter)")
     timeout_s: float = Field(10.0, gt=0.0, description="a stream URL that sends nothing this long fails to open, or is lost and reopened")
 
 
@@ -73,11 +74,43 @@ class PacerConfig(_Section):
     fps: float = Field(15.0, ge=0.0, description="processed frames per second to aim for; 0 = as fast as possible")
 
 
+def _pem_error(e: OSError) -> str:
+    """ssl's reason ('NO_CERTIFICATE_OR_CRL_FOUND') or the OS error, for a one-line message."""
+    return getattr(e, "reason", None) or e.strerror or str(e)
+
+
 class TLSConfig(_Section):
-    ca: Path | None = Field(None, description="CA certificate file (enables TLS)")
-    cert: Path | None = Field(None, description="client certificate")
-    key: Path | None = Field(None, description="client key")
+    ca: Path | None = Field(None, description="CA certificate file, PEM (enables TLS)")
+    cert: Path | None = Field(None, description="client certificate, PEM")
+    key: Path | None = Field(None, description="client key, PEM")
     insecure: bool = Field(False, description="skip hostname verification (testing only)")
+
+    @field_validator("ca", "cert", "key")
+    @classmethod
+    def _exists(cls, v: Path | None) -> Path | None:
+        if v is not None and not v.is_file():
+            raise ValueError(f"{v} does not exist or is not a file")
+        return v
+
+    @field_validator("ca")
+    @classmethod
+    def _ca_parses(cls, v: Path | None) -> Path | None:
+        if v is not None:
+            try:
+                ssl.create_default_context().load_verify_locations(cafile=str(v))
+            except OSError as e:  # ssl.SSLError is an OSError
+                raise ValueError(f"{v} is not a readable PEM CA certificate ({_pem_error(e)})") from None
+        return v
+
+    @model_validator(mode="after")
+    def _cert_and_key_match(self) -> "TLSConfig":
+        if self.cert is not None and self.key is not None:
+            try:
+                ssl.create_default_context().load_cert_chain(str(self.cert), str(self.key))
+            except OSError as e:
+                raise ValueError(f"{self.cert} and {self.key} are not a readable PEM client certificate and "
+                                 f"its key ({_pem_error(e)})") from None
+        return self
 
 
 class DiscoveryConfig(_Section):
@@ -98,7 +131,8 @@ class MQTTConfig(_Section):
     password_file: Path | None = Field(None, description=f"file holding the password (or set ${PASSWORD_ENV})")
     tls: TLSConfig = TLSConfig()
     discovery: DiscoveryConfig = DiscoveryConfig()
-    buffer_size: int = Field(1000, ge=1, description="events kept while the broker is unreachable (oldest dropped)")
+    buffer_size: int = Field(1000, ge=1, description="events queued until the broker acknowledges them (oldest dropped)")
+    reconnect_max_s: float = Field(5.0, ge=1.0, le=300.0, description="longest wait between reconnect attempts (1 s, doubling up to this)")
     stats_interval_s: float = Field(30.0, gt=0.0)
     publish_images: bool = Field(False, description="attach face crops to events (off: no image data leaves the device)")
 
@@ -165,6 +199,6 @@ def validate(data: dict, origin: str) -> Config:
     except ValidationError as e:
         err = e.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
         more = f" (+{len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
         raise ConfigError(f"{origin}: {where}: {msg}{more}") from None

@@ -13,7 +13,7 @@ from edge.detector import FaceDetector
 from edge.pacer import Pacer
 from edge.publish import Publisher
 from edge.publish.payloads import event_payload, face_jpeg, state_payload
-from edge.records import Frame
+from edge.records import Frame, State
 from edge.sources import Grabber
 from edge.stats import Stats, cpu_temperature
 from edge.tracker import Tracker
@@ -31,6 +31,7 @@ class Pipeline:
         self.stats = Stats()
         self.seq = 0
         self._state_key: tuple | None = None
+        self._camera_lost = False
         self._next_stats = time.monotonic() + cfg.mqtt.stats_interval_s
 
     def process(self, frame: Frame) -> int:
@@ -57,22 +58,35 @@ class Pipeline:
             for p in self.publishers:
                 p.event(payload)
             self.stats.event_published(event.capture_ts)
-        if state.key() != self._state_key:
-            self._state_key = state.key()
-            payload = state_payload(state, device, frame.wall)
-            for p in self.publishers:
-                p.state(payload)
+        self._camera_lost = False
+        self._publish_state(state, frame.wall)
         t4 = time.perf_counter()
         for stage, seconds in (("detect", t1 - t0), ("classify", t2 - t1), ("track", t3 - t2), ("publish", t4 - t3)):
             self.stats.add(stage, seconds)
         self.stats.frame_done(len(boxes), len(self.tracker.tracks), t2 - t1, t_crop - t1)
         return len(boxes)
 
+    def _publish_state(self, state: State, wall: float) -> None:
+        if state.key() != self._state_key:
+            self._state_key = state.key()
+            payload = state_payload(state, self.cfg.mqtt.device_id, wall)
+            for p in self.publishers:
+                p.state(payload)
+
+    def _check_camera(self) -> None:
+        """Once the grabber has lost a live source, forget its faces and say so in the state."""
+        if not self.grabber.connected and not self._camera_lost:
+            self._camera_lost = True
+            self.tracker.tracks.clear()
+            self._publish_state(State(camera="lost"), time.time())
+
     def snapshot(self) -> dict:
         snap = self.stats.snapshot(self.pacer.skipped, self.grabber.dropped, list(self.grabber.read_ms))
         snap["fps_target"] = self.cfg.pacer.fps
         snap["device_id"] = self.cfg.mqtt.device_id
         snap["cpu_temp_c"] = cpu_temperature()
+        snap["camera"] = "ok" if self.grabber.connected else "lost"
+        snap["camera_reconnects"] = self.grabber.reconnects
         return snap
 
     def run(self, stop: threading.Event, max_frames: int | None = None, duration: float | None = None,
@@ -91,6 +105,7 @@ class Pipeline:
             if frame is None:
                 if self.grabber.ended:
                     return "source-ended"
+                self._check_camera()
                 continue
             if self.pacer.take(frame.ts):
                 self.process(frame)

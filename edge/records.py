@@ -42,6 +42,7 @@ class FaceState:
 @dataclass
 class State:
     faces: list[FaceState] = field(default_factory=list)
+    camera: str = "ok"  # "lost" while the source is being reopened (and no faces are known)
 
     @property
     def face_count(self) -> int:
@@ -58,9 +59,9 @@ class State:
 
     def key(self) -> tuple:
         """What a state change is judged on: faces and their emotions, not boxes or scores."""
-        return tuple((f.face_id, f.emotion) for f in self.faces)
+        return (self.camera, *((f.face_id, f.emotion) for f in self.faces))
 
     def to_dict(self) -> dict:
-        return {"face_count": self.face_count, "dominant": self.dominant,
+        return {"camera": self.camera, "face_count": self.face_count, "dominant": self.dominant,
                 "faces": [{"id": f.face_id, "emotion": f.emotion, "confidence": round(f.confidence, 4),
                            "box": list(f.box)} for f in self.faces]}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import threading
 import time
 from collections import deque
@@ -171,7 +172,7 @@ class Grabber(threading.Thread):
     A live source that fails is reopened with exponential backoff while the daemon stays up.
     """
 
-    def __init__(self, source: FrameSource, realtime: bool = True, backoff: tuple[float, float] = (1.0, 30.0)):
+    def __init__(self, source: FrameSource, realtime: bool = True, backoff: tuple[float, float] = (0.5, 5.0)):
         super().__init__(name="grabber", daemon=True)
         self.source, self.backoff = source, backoff
         self.realtime = realtime or source.live
@@ -217,21 +218,26 @@ class Grabber(threading.Thread):
             self.source.close()
 
     def _reopen(self) -> bool:
-        """Reopen a lost live source with backoff; False once stopped."""
+        """Reopen a lost live source with a doubling, jittered delay; False once stopped.
+        Failed attempts are logged once a minute, not each time."""
         self.connected = False
-        log.warning("camera lost; reopening with backoff up to %g s", self.backoff[1])
-        delay = self.backoff[0]
-        while not self._halt.wait(delay):
+        log.warning("camera lost; reopening (retries every %g-%g s)", *self.backoff)
+        delay, attempts, lost_at, next_log = self.backoff[0], 0, time.monotonic(), time.monotonic() + 60
+        while not self._halt.wait(delay * random.uniform(0.8, 1.2)):
             self.source.close()
+            attempts += 1
             try:
                 self.source.open()
             except Exception as e:  # every open failure is retried the same way
-                log.debug("reopen failed: %s", e)
+                if time.monotonic() >= next_log:
+                    next_log += 60
+                    log.warning("camera still lost after %d attempts in %.0f s: %s", attempts,
+                                time.monotonic() - lost_at, e)
                 delay = min(delay * 2, self.backoff[1])
                 continue
             self.reconnects += 1
             self.connected = True
-            log.info("camera reopened")
+            log.info("camera reopened after %.1f s (%d attempts)", time.monotonic() - lost_at, attempts)
             return True
         return False
 

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 
 DEFAULT_DATA = "../shared/data/fer2013"
+DEFAULT_VOTES = "../shared/data/ferplus/votes.csv"  # as trainer.benchmarks; repeated so --help needs no import
+DEFAULT_DIFFUSIONFER = "../shared/data/diffusionfer"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--flip-tta", action="store_true", help="bake mirror-image averaging into the model")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache-dir", default=".cache")
+    p.add_argument("--ferplus-votes", default=DEFAULT_VOTES, help="FER+ votes.csv, for the FER+ majority score")
+    p.add_argument("--diffusionfer", default=DEFAULT_DIFFUSIONFER, help="DiffusionFER folder, the cross-domain check")
     return p
 
 
@@ -44,8 +48,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fer-quantize: error: {e}", file=sys.stderr)
         return 2
     m = card["metrics"]
-    print(f"{args.out}: {card['bytes']:,} bytes; PublicTest float {m['publictest_float_accuracy']:.4f}, "
-          f"int8 {m['publictest_int8_accuracy']:.4f}, top-1 agreement {m['int8_float_agreement']:.4f}")
+    scores = "; ".join(f"{name} float {t['float_accuracy']:.4f}, int8 {t['int8_accuracy']:.4f}"
+                       for name, t in m["test_sets"].items())
+    print(f"{args.out}: {card['bytes']:,} bytes; {scores}; top-1 agreement {m['int8_float_agreement']:.4f}")
     return 0
 
 
@@ -53,6 +58,7 @@ def quantize(args: argparse.Namespace, command: str) -> dict:
     """Convert, verify in the edge runtime, and write the .tflite and its card; returns the card."""
     from edge.classifier import Classifier
     from quantize.convert import load_fer_model, to_int8_tflite, with_flip_tta
+    from trainer.benchmarks import all_benchmarks
     from trainer.data import load_split
     from trainer.evaluate import predict_logits
     from trainer.labels import IMAGE_SIZE, LABELS
@@ -78,10 +84,20 @@ def quantize(args: argparse.Namespace, command: str) -> dict:
     card_path.write_text(json.dumps(card))  # minimal card so the edge runtime can load it
 
     clf = Classifier(out, card_path, num_threads=1)
-    float_pred = predict_logits(model, test.x).argmax(1)
-    int8_pred = np.concatenate([clf.logits(test.x[i:i + 256]).argmax(1) for i in range(0, len(test), 256)])
-    float_report = classification_report(test.y, float_pred)
-    int8_report = classification_report(test.y, int8_pred)
+    test_sets = {}
+    for bench in all_benchmarks(test, args.ferplus_votes, args.diffusionfer):
+        float_pred = predict_logits(model, bench.x).argmax(1)
+        int8_pred = np.concatenate([clf.logits(bench.x[i:i + 256]).argmax(1) for i in range(0, len(bench.y), 256)])
+        test_sets[bench.name] = {
+            "title": bench.title, "images": len(bench.y), "excluded": bench.excluded,
+            "float_accuracy": round(float(np.mean(float_pred == bench.y)), 4),
+            "int8_accuracy": round(float(np.mean(int8_pred == bench.y)), 4),
+            "int8_per_class_recall": {k: v["recall"] for k, v in
+                                      classification_report(bench.y, int8_pred)["per_class"].items()}}
+        if bench.name == "fer2013":
+            float_report = classification_report(bench.y, float_pred)
+            int8_report = classification_report(bench.y, int8_pred)
+            agreement = float(np.mean(float_pred == int8_pred))
     latency = clf.latency_ms(test.x[:1], runs=300)
 
     inp, outp = clf.tensor_details
@@ -103,22 +119,26 @@ def quantize(args: argparse.Namespace, command: str) -> dict:
             "publictest_images": len(test),
             "publictest_float_accuracy": round(float_report["accuracy"], 4),
             "publictest_int8_accuracy": round(int8_report["accuracy"], 4),
-            "int8_float_agreement": round(float(np.mean(float_pred == int8_pred)), 4),
+            "int8_float_agreement": round(agreement, 4),
             "int8_macro_f1": round(int8_report["macro_f1"], 4),
             "int8_per_class_recall": {k: v["recall"] for k, v in int8_report["per_class"].items()},
+            "test_sets": test_sets,
             "int8_latency_ms_p50_1thread": round(latency, 4),
             "latency_machine": "2-core x86-64 dev box, ai-edge-litert, 1 thread, 1 face",
         },
         "training": _training_record(run),
         "quantize": {"command": command, "calibration_images": len(pick), "seed": args.seed},
         "data": {"source": str(args.data), "train_images": len(train), "train_checksum": train.checksum,
-                 "publictest_images": len(test), "publictest_checksum": test.checksum},
+                 "publictest_images": len(test), "publictest_checksum": test.checksum,
+                 "ferplus_votes": str(args.ferplus_votes) if "ferplus" in test_sets else None,
+                 "diffusionfer": str(args.diffusionfer) if "diffusionfer" in test_sets else None},
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     card_path.write_text(json.dumps(card, indent=2) + "\n")
     if run.is_dir():  # for `fer-train compare`: one summary per variant
         (run / ("quant_flip.json" if args.flip_tta else "quant.json")).write_text(json.dumps({
             "int8_accuracy": card["metrics"]["publictest_int8_accuracy"], "bytes": len(tflite),
+            "int8_test_sets": {name: t["int8_accuracy"] for name, t in test_sets.items()},
             "latency_ms_p50": card["metrics"]["int8_latency_ms_p50_1thread"], "flip_tta": bool(args.flip_tta),
             "tflite": str(out)}, indent=2))
     return card

@@ -57,8 +57,9 @@ class MJPEGStream:
     """A real HTTP MJPEG camera stream (multipart/x-mixed-replace) on loopback, ~30 frames/s,
     that can go silent (connections held open, no bytes) and come back."""
 
-    def __init__(self):
-        jpeg = cv2.imencode(".jpg", np.full((240, 320, 3), 128, np.uint8))[1].tobytes()
+    def __init__(self, image: np.ndarray | None = None):
+        image = np.full((240, 320, 3), 128, np.uint8) if image is None else image
+        jpeg = cv2.imencode(".jpg", image)[1].tobytes()
         part = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n" % (len(jpeg), jpeg)
         self.sending = threading.Event()
         self.sending.set()
@@ -91,6 +92,15 @@ class MJPEGStream:
 @pytest.fixture
 def mjpeg_stream() -> Iterator[MJPEGStream]:
     stream = MJPEGStream()
+    yield stream
+    stream.server.shutdown()
+    stream.server.server_close()
+
+
+@pytest.fixture
+def face_stream() -> Iterator[MJPEGStream]:
+    """An MJPEG camera stream showing the drawn face."""
+    stream = MJPEGStream(synthetic.face_frame(tense=True))
     yield stream
     stream.server.shutdown()
     stream.server.server_close()

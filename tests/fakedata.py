@@ -41,3 +41,39 @@ def write_csv(path: Path) -> Path:
             for img, label in zip(x, y):
                 w.writerow([int(label), " ".join(map(str, img.ravel())), usage])
     return path
+
+
+VOTE_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown",
+                "not_face")
+FERPLUS_NAME = {"angry": "anger", "disgust": "disgust", "fear": "fear", "happy": "happiness", "sad": "sadness",
+                "surprise": "surprise", "neutral": "neutral"}
+
+
+def write_votes(root: Path, path: Path) -> Path:
+    """A FER+ votes.csv for the images under root/{train,test}: 7 votes for the folder's class and 3 for
+    the next class, except that every 10th image is voted not-a-face and every 9th has no row."""
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", *VOTE_COLUMNS, "match"])
+        for i, img in enumerate(sorted(root.glob("*/*/*.jpg"))):
+            if i % 9 == 8:
+                continue
+            label = img.parent.name
+            votes = dict.fromkeys(VOTE_COLUMNS, 0)
+            if i % 10 == 9:
+                votes["not_face"] = 10
+            else:
+                votes[FERPLUS_NAME[label]] += 7
+                votes[FERPLUS_NAME[LABELS[(LABELS.index(label) + 1) % len(LABELS)]]] += 3
+            w.writerow([img.relative_to(root).as_posix(), *votes.values(), 1.0])
+    return path
+
+
+def write_other_domain(root: Path, n: int = 21) -> Path:
+    """A DiffusionFER look-alike: root/<emotion>/*.png at 96x96."""
+    x, y = fake_faces(n, seed=5)
+    for i, (img, label) in enumerate(zip(x, y)):
+        d = root / LABELS[label]
+        d.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(d / f"gen_{i}.png"), cv2.resize(img, (96, 96)))
+    return root

@@ -95,10 +95,11 @@ def test_shipped_config_validates_and_documents_every_option():
     ("mqtt:\n  port: 70000\n", "mqtt.port: Input should be less than or equal to 65535"),
     ("mqtt:\n  portt: 1\n", "mqtt.portt: unknown key"),
     ("pacer:\n  fps: fast\n", "pacer.fps: Input should be a valid number"),
-    ("mqtt:\n  password_file: /nonexistent/pw\n", "mqtt.password_file: Value error, password file"),
+    ("mqtt:\n  password_file: /nonexistent/pw\n", "mqtt.password_file: password file"),
     ("source: [1, 2\n", "cannot read YAML"),
     ("- just a list\n", "expected a mapping"),
-    ("mqtt:\n  tls:\n    cert: /a\n", "mqtt.tls.cert and mqtt.tls.key go together"),
+    ("mqtt:\n  tls:\n    cert: /etc/passwd\n", "mqtt.tls.cert and mqtt.tls.key go together"),
+    ("mqtt:\n  tls:\n    ca: /etc/passwd\n", "mqtt.tls.ca: /etc/passwd is not a readable PEM CA certificate"),
 ])
 def test_bad_config_is_one_line_with_file_and_key(tmp_path, yaml_text, message):
     path = tmp_path / "c.yaml"

@@ -134,7 +134,8 @@ def test_events_during_an_outage_arrive_in_order_after_reconnect(broker):
         sub.close()
 
 
-def test_buffer_overflow_drops_the_oldest_and_counts_them(broker):
+def test_buffer_overflow_drops_the_oldest_and_counts_them(broker, caplog):
+    caplog.set_level(logging.WARNING, "fer-edge.mqtt")
     pub = _publisher(broker.port, buffer_size=5)
     try:
         assert wait_for(lambda: pub.connected)
@@ -143,6 +144,60 @@ def test_buffer_overflow_drops_the_oldest_and_counts_them(broker):
         assert wait_for(lambda: len(seqs(sub)) >= 5, timeout=30)
         assert seqs(sub) == [8, 9, 10, 11, 12]
         sub.close()
+        dropped = [r.message for r in caplog.records if "dropped while the broker was unreachable" in r.message]
+        assert dropped == ["MQTT: 7 event(s) dropped while the broker was unreachable (mqtt.buffer_size 5)"]
+    finally:
+        pub.close()
+
+
+@pytest.mark.parametrize("buffer_size", [1000, 5])
+def test_half_open_outage_delivers_in_order_without_duplicates(broker, buffer_size):
+    """The broker freezes: events go into the half-open connection until keepalive gives up, then
+    into the queue; it is killed and restarted. Every event arrives once, in order; with a small
+    queue the oldest not yet handed to the connection are dropped, and the rest still in order."""
+    pub = _publisher(broker.port, buffer_size=buffer_size)
+    sub = Subscriber(broker.port)
+    try:
+        assert wait_for(lambda: pub.connected)
+        for i in range(1, 6):
+            pub.event(_event(i))
+        assert wait_for(lambda: seqs(sub) == [1, 2, 3, 4, 5])
+        sub.close()
+        broker.proc.send_signal(signal.SIGSTOP)
+        seq, deadline = 5, time.monotonic() + 30
+        while pub.connected and time.monotonic() < deadline:  # into the dead connection
+            seq += 1
+            pub.event(_event(seq))
+            time.sleep(0.1)
+        assert not pub.connected and seq > 10
+        for _ in range(5):  # after paho gave up on it
+            seq += 1
+            pub.event(_event(seq))
+        broker.proc.kill()
+        broker.proc.wait(5)
+        broker.start()
+        sub = Subscriber(broker.port)
+        sent = list(range(6, seq + 1))
+        expected = sent if buffer_size > len(sent) else [6, *sent[-(buffer_size - 1):]]
+        assert wait_for(lambda: len(seqs(sub)) >= len(expected), timeout=30)
+        time.sleep(0.5)  # nothing more: no duplicates
+        assert seqs(sub) == expected
+        assert pub.dropped == len(sent) - len(expected)
+    finally:
+        pub.close()
+        sub.close()
+
+
+def test_a_restarted_broker_is_picked_up_within_reconnect_max_s(broker):
+    pub = _publisher(broker.port, reconnect_max_s=2)
+    try:
+        assert wait_for(lambda: pub.connected)
+        broker.stop()
+        time.sleep(6)  # long enough for the backoff to reach its cap
+        broker.start()
+        t0 = time.monotonic()
+        assert wait_for(lambda: pub.connected, timeout=10)
+        assert time.monotonic() - t0 < 2 + 1
     finally:
         pub.close()
 
@@ -216,3 +271,51 @@ def test_tls_broker_with_generated_ca(broker_factory, tmp_path, caplog):
     finally:
         good.close()
         bad.close()
+
+
+def test_a_lost_camera_is_published_and_faces_resume_when_it_returns(broker, face_stream, tmp_path):
+    sub = Subscriber(broker.port, topics=("fer-edge/testcam/#",))
+    cfg = {"mqtt": {"enabled": True, "host": "127.0.0.1", "port": broker.port, "device_id": "testcam",
+                    "stats_interval_s": 0.5}, "source": {"timeout_s": 1.0}}
+    proc = start_fer_edge(tmp_path, face_stream.url, cfg)
+    last = lambda suffix: json.loads(sub.payloads(suffix)[-1]) if sub.payloads(suffix) else {}  # noqa: E731
+    try:
+        assert wait_for(lambda: last("/state").get("face_count") == 1, timeout=30)
+        assert last("/state")["camera"] == "ok" and seqs(sub)
+        face_stream.sending.clear()
+        t0 = time.monotonic()
+        assert wait_for(lambda: last("/state").get("camera") == "lost")
+        assert time.monotonic() - t0 < 1.0 + 2  # source.timeout_s, then at once
+        assert last("/state")["face_count"] == 0 and last("/state")["faces"] == []
+        assert wait_for(lambda: last("/stats").get("camera") == "lost")
+        events = len(seqs(sub))
+        face_stream.sending.set()
+        t0 = time.monotonic()
+        assert wait_for(lambda: last("/state").get("face_count") == 1)
+        assert time.monotonic() - t0 < 5 + 2  # the longest reopen delay (source.reopen_backoff_s)
+        assert last("/state")["camera"] == "ok"
+        assert wait_for(lambda: len(seqs(sub)) > events)  # the face is tracked anew: its emotion is an event
+        assert wait_for(lambda: last("/stats").get("camera") == "ok" and last("/stats")["camera_reconnects"] == 1)
+        for name in ("state", "stats"):
+            jsonschema.validate(last("/" + name), SCHEMAS[name])
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        sub.close()
+
+
+@pytest.mark.parametrize("tls", [
+    {"ca": "junk.pem"},  # not a certificate
+    {"ca": "missing.crt"},
+    {"ca": "ca.crt", "cert": "server.crt", "key": "other.key"},  # a key that is not the certificate's
+    {"ca": "ca.crt", "cert": "junk.pem", "key": "server.key"},
+])
+def test_bad_tls_files_are_one_line_for_the_run_and_check_config(tmp_path, face_clip, tls):
+    _make_certs(tmp_path)
+    (tmp_path / "junk.pem").write_text("not a certificate\n")
+    cfg = {"mqtt": {"enabled": True, "tls": {k: str(tmp_path / v) for k, v in tls.items()}}}
+    for extra in (("--check-config",), ("--duration", "5")):
+        proc = start_fer_edge(tmp_path, face_clip, cfg, *extra)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 2, err
+        assert err.startswith("fer-edge: error: ") and err.count("\n") == 1 and "mqtt.tls" in err

@@ -14,7 +14,8 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from tests.fakedata import LABELS, fake_faces, write_csv, write_folders  # noqa: E402
+from tests.fakedata import (LABELS, fake_faces, write_csv, write_folders, write_other_domain,  # noqa: E402
+                            write_votes)
 from trainer import cli as train_cli  # noqa: E402
 from trainer.data import DataError, load_split  # noqa: E402
 from quantize import cli as quant_cli  # noqa: E402
@@ -26,11 +27,20 @@ def folders(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def trained(folders, tmp_path_factory) -> Path:
+def test_sets(folders, tmp_path_factory) -> list[str]:
+    """--ferplus-votes and --diffusionfer arguments pointing at tiny generated ones."""
+    d = tmp_path_factory.mktemp("other")
+    return ["--ferplus-votes", str(write_votes(folders, d / "votes.csv")),
+            "--diffusionfer", str(write_other_domain(d / "diffusionfer"))]
+
+
+@pytest.fixture(scope="module")
+def trained(folders, test_sets, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("runs") / "tiny"
     cache = tmp_path_factory.mktemp("cache")
     rc = train_cli.main(["fit", "--data", str(folders), "--run", str(run), "--epochs", "4", "--width", "0.25",
-                         "--depth", "1", "--batch-size", "16", "--lr", "0.01", "--cache-dir", str(cache)])
+                         "--depth", "1", "--batch-size", "16", "--lr", "0.01", "--cache-dir", str(cache),
+                         "--labels", "blend", "--ferplus-weight", "0.6", *test_sets])
     assert rc == 0
     return run
 
@@ -79,10 +89,15 @@ def test_unreadable_image_is_skipped_and_counted(folders, tmp_path):
     assert split.skipped == 1 and len(split) == 70
 
 
-def test_cli_reports_bad_data_without_traceback(tmp_path, capsys):
+def test_cli_reports_bad_data_without_traceback(tmp_path, capsys, folders):
     assert train_cli.main(["fit", "--data", str(tmp_path / "missing"), "--run", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("fer-train: error: dataset not found") and "Traceback" not in err
+    fit = ["fit", "--data", str(folders), "--run", str(tmp_path / "r"), "--labels", "ferplus"]
+    assert train_cli.main([*fit, "--ferplus-votes", str(tmp_path / "none.csv")]) == 2
+    assert capsys.readouterr().err == f"fer-train: error: FER+ votes not found: {tmp_path / 'none.csv'}\n"
+    assert train_cli.main([*fit, "--ferplus-weight", "1.5"]) == 2
+    assert "--ferplus-weight must be within 0..1" in capsys.readouterr().err
 
 
 def test_missing_tensorflow_is_one_line_naming_the_extra(monkeypatch, capsys):
@@ -94,31 +109,72 @@ def test_missing_tensorflow_is_one_line_naming_the_extra(monkeypatch, capsys):
     assert "[train]" in err
 
 
-def test_fit_writes_report_and_resumes(trained, folders):
-    for name in ("best.keras", "history.csv", "report.json", "report.md", "confusion.png", "curves.png",
-                 "train_logits.npy", "config.json", "command.txt"):
+def test_ferplus_votes_become_blended_targets_and_majority_labels(folders, test_sets):
+    from trainer.ferplus import blend_targets, load_votes, majority, votes_for
+
+    train = load_split(folders, "train")
+    votes = votes_for(train, load_votes(Path(test_sets[1])))
+    onehot = np.eye(7, dtype=np.float32)[train.y]
+    t = blend_targets(train, onehot, votes, 0.6)
+    # write_votes walks test/ before train/: its row index is offset by the 70 test images
+    i = np.arange(len(train)) + 70
+    no_row, not_face = i % 9 == 8, (i % 10 == 9) & (i % 9 != 8)
+    assert np.array_equal(t.keep, ~no_row & ~not_face)
+    assert t.counts == {"images": 140, "with_votes": int(t.keep.sum()), "fer2013_only": 0,
+                        "left_out_no_row": int(no_row.sum()), "left_out_not_face": int(not_face.sum())}
+    k = np.flatnonzero(t.keep)[0]
+    expected = 0.4 * onehot[k] + 0.6 * (0.7 * onehot[k] + 0.3 * np.roll(onehot[k], 1))
+    assert np.allclose(t.y[k], expected) and np.allclose(t.y.sum(1), 1)
+    # the majority: the folder's class; not-a-face and missing rows have none (-1)
+    m = majority(votes)
+    assert np.array_equal(m[t.keep], train.y[t.keep]) and (m[~t.keep] == -1).all()
+    tie = np.zeros((2, 10), np.float32)
+    tie[0, [1, 2]] = 5  # happiness and surprise tied
+    tie[1, 7] = 6  # contempt on top
+    assert majority(tie).tolist() == [-1, -1]
+
+
+def test_fit_writes_report_and_resumes(trained, folders, test_sets):
+    for name in ("best.keras", "history.csv", "report.json", "report.md", "confusion.png", "roc.png", "curves.png",
+                 "train_logits.npy", "config.json", "command.txt", "labels.json"):
         assert (trained / name).is_file(), name
     report = json.loads((trained / "report.json").read_text())
     assert set(report["per_class"]) == set(LABELS) and 0 <= report["accuracy"] <= 1
     assert np.load(trained / "train_logits.npy").shape == (140, 7)
-    # best.keras is the epoch with the best flip-TTA PublicTest accuracy
+    # the three test sets side by side, each with per-class recall and ROC AUC
+    benches = report["benchmarks"]
+    assert list(benches) == ["fer2013", "ferplus", "diffusionfer"]
+    assert benches["ferplus"]["images"] + benches["ferplus"]["excluded"] == 70 and benches["diffusionfer"]["images"] == 21
+    for b in benches.values():
+        assert set(b["per_class_recall"]) == set(LABELS) and all(0 <= v <= 1 for v in b["roc_auc"].values())
+    assert "FER+ majority" in (trained / "report.md").read_text()
+    # the label source is recorded
+    assert json.loads((trained / "config.json").read_text())["labels"] == "blend"
+    assert json.loads((trained / "labels.json").read_text())["ferplus_share"] == 0.6
+    # best.keras is the epoch with the best selection metric: 0.4 x FER-2013 + 0.6 x FER+, flip TTA
     with (trained / "history.csv").open() as f:
-        flip = [float(r["val_accuracy_flip"]) for r in csv.DictReader(f)]
-    assert report["accuracy_flip_tta"] == pytest.approx(max(flip))
+        rows = list(csv.DictReader(f))
+    best = max(rows, key=lambda r: float(r["val_select"]))
+    assert float(best["val_select"]) == pytest.approx(0.4 * float(best["val_accuracy_flip"])
+                                                      + 0.6 * float(best["val_ferplus_flip"]))
+    assert report["accuracy_flip_tta"] == pytest.approx(float(best["val_accuracy_flip"]))
+    assert benches["ferplus"]["accuracy_flip_tta"] == pytest.approx(float(best["val_ferplus_flip"]))
     # the same command again resumes: the finished run adds no epochs
     rows = (trained / "history.csv").read_text().splitlines()
     assert train_cli.main(["fit", "--data", str(folders), "--run", str(trained), "--epochs", "4", "--width", "0.25",
-                           "--depth", "1", "--batch-size", "16", "--lr", "0.01"]) == 0
+                           "--depth", "1", "--batch-size", "16", "--lr", "0.01", "--labels", "blend",
+                           "--ferplus-weight", "0.6", *test_sets]) == 0
     assert (trained / "history.csv").read_text().splitlines() == rows
     commands = (trained / "command.txt").read_text().splitlines()
     assert len(commands) == 2 and commands[-1].startswith("fer-train fit --data")
 
 
-def test_teacher_saves_ensemble_logits_for_distillation(trained, folders, tmp_path, capsys):
-    ensemble = ["teacher", str(trained), str(trained / "best.keras"), "--data", str(folders)]
+def test_teacher_saves_ensemble_logits_for_distillation(trained, folders, test_sets, tmp_path, capsys):
+    ensemble = ["teacher", str(trained), str(trained / "best.keras"), "--data", str(folders), *test_sets]
     assert train_cli.main([*ensemble, "--no-flip-tta", "--out", str(tmp_path / "plain.npy")]) == 0
     assert train_cli.main([*ensemble, "--out", str(tmp_path / "tta.npy")]) == 0
-    assert "PublicTest" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "PublicTest, FER-2013 labels" in out and "PublicTest, FER+ majority" in out and "DiffusionFER" in out
     plain, tta = np.load(tmp_path / "plain.npy"), np.load(tmp_path / "tta.npy")
     assert np.allclose(plain, np.load(trained / "train_logits.npy"), atol=1e-6)  # the mean of one model twice
     assert tta.shape == (140, 7) and not np.array_equal(tta, plain)
@@ -126,7 +182,7 @@ def test_teacher_saves_ensemble_logits_for_distillation(trained, folders, tmp_pa
     assert "no model at" in capsys.readouterr().err
 
 
-def test_online_teacher_labels_the_augmented_batch(trained, folders, tmp_path, capsys):
+def test_online_teacher_labels_the_augmented_batch(trained, folders, test_sets, tmp_path, capsys):
     import keras
 
     from trainer.fit import FitConfig, load_teacher, train_dataset
@@ -139,7 +195,7 @@ def test_online_teacher_labels_the_augmented_batch(trained, folders, tmp_path, c
     assert np.allclose(y.numpy(), np.asarray(expected), atol=1e-5)  # targets from the images the student sees
 
     fit = ["fit", "--data", str(folders), "--run", str(tmp_path / "kd"), "--epochs", "1", "--width", "0.25",
-           "--depth", "1", "--batch-size", "16", "--cache-dir", str(tmp_path / "cache")]
+           "--depth", "1", "--batch-size", "16", "--cache-dir", str(tmp_path / "cache"), *test_sets]
     assert train_cli.main([*fit, "--teacher", str(trained), "--mixup", "0.3"]) == 0
     assert json.loads((tmp_path / "kd" / "config.json").read_text())["teachers"] == [str(trained)]
     record = quant_cli._training_record(tmp_path / "kd")  # what the model card will say of its training
@@ -148,17 +204,18 @@ def test_online_teacher_labels_the_augmented_batch(trained, folders, tmp_path, c
     assert "--teacher: no model at" in capsys.readouterr().err
 
 
-def test_evaluate_prints_its_result_and_none_of_tensorflows_chatter(trained, folders):
+def test_evaluate_prints_its_result_and_none_of_tensorflows_chatter(trained, folders, test_sets):
     done = subprocess.run([sys.executable, "-m", "trainer.cli", "evaluate", str(trained), "--data", str(folders),
-                           "--out", str(trained / "eval")], capture_output=True, text=True, timeout=120)
+                           "--out", str(trained / "eval"), *test_sets], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("accuracy ") and len(done.stdout.splitlines()) == 1
     assert done.stderr == ""  # no start-up logs, no CUDA probe error
 
 
-def test_quantize_writes_int8_model_and_card(trained, folders, tmp_path, capfd):
+def test_quantize_writes_int8_model_and_card(trained, folders, test_sets, tmp_path, capfd):
     out = tmp_path / "fer_int8.tflite"
-    assert quant_cli.main([str(trained), "--data", str(folders), "--out", str(out), "--calibration", "50"]) == 0
+    assert quant_cli.main([str(trained), "--data", str(folders), "--out", str(out), "--calibration", "50",
+                           *test_sets]) == 0
     printed, logged = capfd.readouterr()
     assert len(printed.splitlines()) == 1 and printed.startswith(f"{out}: ")
     assert "TensorSpec" not in logged + printed and "fully_quantize" not in logged + printed  # the converter's chatter
@@ -169,6 +226,10 @@ def test_quantize_writes_int8_model_and_card(trained, folders, tmp_path, capfd):
     m = card["metrics"]
     assert m["int8_float_agreement"] >= 0.8
     assert abs(m["publictest_int8_accuracy"] - m["publictest_float_accuracy"]) <= 0.1
+    assert list(m["test_sets"]) == ["fer2013", "ferplus", "diffusionfer"]  # int8 verified on all three
+    assert m["test_sets"]["fer2013"]["int8_accuracy"] == m["publictest_int8_accuracy"]
+    assert all(set(t["int8_per_class_recall"]) == set(LABELS) for t in m["test_sets"].values())
+    assert card["data"]["ferplus_votes"] == test_sets[1]
     assert card["quantize"]["command"].startswith("fer-quantize ")
     assert card["data"]["train_checksum"].startswith("sha256:")
 
@@ -177,12 +238,12 @@ def test_quantize_writes_int8_model_and_card(trained, folders, tmp_path, capfd):
     assert probs.shape == (5, 7) and np.allclose(probs.sum(1), 1, atol=1e-5)
 
 
-def test_flip_tta_model_averages_each_face_with_its_mirror(trained, folders, tmp_path):
+def test_flip_tta_model_averages_each_face_with_its_mirror(trained, folders, test_sets, tmp_path):
     from edge.classifier import Classifier
 
     out = tmp_path / "tta.tflite"
     assert quant_cli.main([str(trained), "--data", str(folders), "--out", str(out), "--calibration", "50",
-                           "--flip-tta"]) == 0
+                           "--flip-tta", *test_sets]) == 0
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["flip_tta"] is True
     clf, step = Classifier(out), card["output"]["scale"]
@@ -190,7 +251,8 @@ def test_flip_tta_model_averages_each_face_with_its_mirror(trained, folders, tmp
     batch = clf.logits(faces)
     assert np.allclose(batch, np.concatenate([clf.logits(f[None]) for f in faces]), atol=step)
     assert np.allclose(batch, clf.logits(np.ascontiguousarray(faces[:, :, ::-1])), atol=step)
-    assert "| flip TTA |" in train_cli.compare([trained])  # each quantized variant gets its row
+    table = train_cli.compare([trained])
+    assert "| flip TTA |" in table and "DiffusionFER" in table  # each quantized variant gets its row
 
 
 def test_quantize_refuses_foreign_model(tmp_path, capsys):

@@ -44,6 +44,10 @@ def _parser() -> argparse.ArgumentParser:
                     help="online distillation: run folders whose mean logits on each augmented batch are the teacher")
     fit.add_argument("--distill-weight", type=float, default=0.7)
     fit.add_argument("--distill-temperature", type=float, default=3.0)
+    fit.add_argument("--labels", choices=["fer2013", "ferplus", "blend"], default="fer2013",
+                     help="targets: FER-2013 labels, FER+ vote distributions, or a blend of the two")
+    fit.add_argument("--ferplus-weight", type=float, default=0.5, help="blend: weight of the FER+ votes (0..1)")
+    _test_sets(fit)
     fit.add_argument("--erase-prob", type=float, default=0.5, help="random-erasing probability")
     fit.add_argument("--mixup", type=float, default=0.0, help="mixup alpha (0 disables)")
     fit.add_argument("--rotate", type=float, default=10.0, help="max rotation in degrees")
@@ -54,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--data", default=DEFAULT_DATA)
     ev.add_argument("--out", help="report folder (default: the run folder)")
     ev.add_argument("--cache-dir", default=".cache")
+    _test_sets(ev)
 
     teach = sub.add_parser("teacher", help="save an ensemble's train logits for --teacher-logits; prints its accuracy")
     teach.add_argument("runs", nargs="+", help="run folders (best.keras) or .keras files; their logits are averaged")
@@ -63,10 +68,19 @@ def _parser() -> argparse.ArgumentParser:
                             "and their mirrors)")
     teach.add_argument("--data", default=DEFAULT_DATA)
     teach.add_argument("--cache-dir", default=".cache")
+    _test_sets(teach)
 
     cmp_ = sub.add_parser("compare", help="markdown table of several runs' reports")
     cmp_.add_argument("runs", nargs="+", help="run folders holding report.json (and quant.json)")
     return p
+
+
+def _test_sets(p: argparse.ArgumentParser) -> None:
+    from trainer.benchmarks import DEFAULT_DIFFUSIONFER, DEFAULT_VOTES  # numpy only, no TensorFlow
+
+    p.add_argument("--ferplus-votes", default=DEFAULT_VOTES, help="FER+ votes.csv (training targets and the FER+ score)")
+    p.add_argument("--diffusionfer", default=DEFAULT_DIFFUSIONFER,
+                   help="DiffusionFER folder, the cross-domain check (never trained or selected on)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
             fields = {f.name for f in dataclasses.fields(FitConfig)}
             values = {k: v for k, v in vars(args).items() if k in fields}
             values["teachers"] = tuple(args.teachers)
+            if not 0 <= args.ferplus_weight <= 1:
+                raise DataError(f"--ferplus-weight must be within 0..1, got {args.ferplus_weight}")
             _record_command(Path(args.run), argv)
             run = fit(FitConfig(run_dir=args.run, augment=augment, **values))
             print(f"report: {run / 'report.md'}")
@@ -111,6 +127,7 @@ def _record_command(run: Path, argv: list[str] | None) -> None:
 def _evaluate(args: argparse.Namespace) -> None:
     import keras
 
+    from trainer.benchmarks import all_benchmarks
     from trainer.data import load_split
     from trainer.evaluate import checkpoints, evaluate_run
 
@@ -118,44 +135,59 @@ def _evaluate(args: argparse.Namespace) -> None:
     [path] = checkpoints([src])
     out = Path(args.out) if args.out else (src if src.is_dir() else src.parent)
     out.mkdir(parents=True, exist_ok=True)
-    report = evaluate_run(out, keras.models.load_model(path), load_split(Path(args.data), "test", Path(args.cache_dir)))
-    print(f"accuracy {report['accuracy']:.4f}; report: {out / 'report.md'}")
+    test = load_split(Path(args.data), "test", Path(args.cache_dir))
+    report = evaluate_run(out, keras.models.load_model(path), test,
+                          all_benchmarks(test, args.ferplus_votes, args.diffusionfer))
+    scores = ", ".join(f"{name} {b['accuracy_flip_tta']:.4f}" for name, b in report["benchmarks"].items())
+    print(f"accuracy {report['accuracy']:.4f}; flip TTA: {scores}; report: {out / 'report.md'}")
 
 
 def _teacher(args: argparse.Namespace) -> None:
     import keras
     import numpy as np
 
+    from trainer.benchmarks import all_benchmarks
     from trainer.data import load_split
     from trainer.evaluate import checkpoints, predict_logits
 
     paths = checkpoints(args.runs)
-    splits = [load_split(Path(args.data), name, Path(args.cache_dir)) for name in ("train", "test")]
+    train, test = (load_split(Path(args.data), name, Path(args.cache_dir)) for name in ("train", "test"))
     models = [keras.models.load_model(p) for p in paths]
-    train_logits, test_logits = (np.mean([predict_logits(m, split.x, args.flip_tta) for m in models], axis=0)
-                                 for split in splits)
+    ensemble = lambda x: np.mean([predict_logits(m, x, args.flip_tta) for m in models], axis=0)  # noqa: E731
+    train_logits = ensemble(train.x)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, train_logits)
-    acc = [float((z.argmax(1) == split.y).mean()) for z, split in zip((train_logits, test_logits), splits)]
-    print(f"{out}: logits of {len(paths)} model(s) on {len(splits[0])} train images; "
-          f"accuracy train {acc[0]:.2%}, PublicTest {acc[1]:.2%}")
+    scores = ", ".join(f"{b.title} {float((ensemble(b.x).argmax(1) == b.y).mean()):.2%}"
+                       for b in all_benchmarks(test, args.ferplus_votes, args.diffusionfer))
+    print(f"{out}: logits of {len(paths)} model(s) on {len(train)} train images; "
+          f"accuracy train {float((train_logits.argmax(1) == train.y).mean()):.2%}; {scores}")
+
+
+TEST_SETS = ("fer2013", "ferplus", "diffusionfer")
 
 
 def compare(runs) -> str:
-    """Markdown table: accuracy, params, MACs and, per quantized variant, int8 accuracy, size and latency."""
-    rows = ["| run | model | float acc | flip TTA | int8 variant | int8 acc | params | MACs (M) | int8 KB | int8 ms |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+    """Markdown table: the three test sets' accuracy (float with flip TTA, and per quantized variant
+    int8 as it runs on the edge), params, MACs, int8 size and latency."""
+    rows = ["| run | model | float FER-2013 | flip TTA: FER-2013 | FER+ | DiffusionFER | int8 variant "
+            "| int8: FER-2013 | FER+ | DiffusionFER | params | MACs (M) | int8 KB | int8 ms |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     fmt = lambda v, f: format(v, f) if v is not None else "–"  # noqa: E731
     for run in runs:
         r = json.loads((run / "report.json").read_text())
+        flip = [r.get("benchmarks", {}).get(name, {}).get("accuracy_flip_tta") for name in TEST_SETS]
+        flip[0] = r.get("accuracy_flip_tta")
         variants = [json.loads(p.read_text()) for p in sorted(run.glob("quant*.json"))] or [{}]
         for q in variants:
             kind = "–" if not q else ("flip TTA" if q.get("flip_tta") else "plain")
+            int8 = [q.get("int8_test_sets", {}).get(name) for name in TEST_SETS]
+            int8[0] = q.get("int8_accuracy")
             macs = r["macs"] * (2 if q.get("flip_tta") else 1)  # TTA runs the network twice
-            rows.append(f"| {run.name} | {r['model']} | {r['accuracy']:.2%} | {fmt(r.get('accuracy_flip_tta'), '.2%')} "
-                        f"| {kind} | {fmt(q.get('int8_accuracy'), '.2%')} | {r['params']:,} | {macs / 1e6:.1f} "
-                        f"| {fmt(q.get('bytes') and q['bytes'] / 1024, '.0f')} | {fmt(q.get('latency_ms_p50'), '.3f')} |")
+            cells = " | ".join(fmt(v, ".2%") for v in (r["accuracy"], *flip))
+            rows.append(f"| {run.name} | {r['model']} | {cells} | {kind} | {' | '.join(fmt(v, '.2%') for v in int8)} "
+                        f"| {r['params']:,} | {macs / 1e6:.1f} | {fmt(q.get('bytes') and q['bytes'] / 1024, '.0f')} "
+                        f"| {fmt(q.get('latency_ms_p50'), '.3f')} |")
     return "\n".join(rows)
 
 

@@ -30,12 +30,17 @@ class DataError(Exception):
 
 @dataclass(frozen=True)
 class Split:
-    """Images (N, 48, 48) uint8 and labels (N,) int64 of one dataset split."""
+    """Images (N, 48, 48) uint8 and labels (N,) int64 of one dataset split.
+
+    `paths` names each image relative to the dataset root (`train/angry/x.jpg`) for the folder
+    layout, which is how FER+ votes are joined; it is empty for fer2013.csv.
+    """
 
     x: np.ndarray
     y: np.ndarray
     checksum: str
     skipped: int = 0
+    paths: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.y)
@@ -59,14 +64,15 @@ def load_split(source: Path, split: str, cache_dir: Path | None = None) -> Split
     cache = _cache_path(cache_dir, source, split, key_files)
     if cache is not None and cache.exists():
         with np.load(cache) as z:
-            return Split(z["x"], z["y"], str(z["checksum"]), int(z["skipped"]))
-    result = _load_csv(source, split) if source.is_file() else _load_folder(source / split)
+            return Split(z["x"], z["y"], str(z["checksum"]), int(z["skipped"]), tuple(z["paths"].tolist()))
+    result = _load_csv(source, split) if source.is_file() else load_folder(source / split)
     if len(result) == 0:
         raise DataError(f"no images in {source} for split {split!r}")
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(".tmp.npz")
-        np.savez(tmp, x=result.x, y=result.y, checksum=result.checksum, skipped=result.skipped)
+        np.savez(tmp, x=result.x, y=result.y, checksum=result.checksum, skipped=result.skipped,
+                 paths=np.array(result.paths, dtype=str))
         tmp.replace(cache)
     return result
 
@@ -74,21 +80,22 @@ def load_split(source: Path, split: str, cache_dir: Path | None = None) -> Split
 def _cache_path(cache_dir: Path | None, source: Path, split: str, files: list[Path]) -> Path | None:
     if cache_dir is None:
         return None
-    h = hashlib.sha1(f"{source.resolve()}|{split}".encode())
+    h = hashlib.sha1(f"v2|{source.resolve()}|{split}".encode())
     for p in files:
         st = p.stat()
         h.update(f"{p.name}|{st.st_size}|{st.st_mtime_ns}".encode())
     return Path(cache_dir) / f"{split}-{h.hexdigest()[:16]}.npz"
 
 
-def _load_folder(folder: Path) -> Split:
+def load_folder(folder: Path) -> Split:
+    """Images under `folder/<emotion>/`, resized to 48x48 gray (also for other datasets laid out so)."""
     emotion_dirs = sorted(p for p in folder.iterdir() if p.is_dir())
     unknown = [p.name for p in emotion_dirs if p.name not in LABELS]
     if unknown:
         raise DataError(f"unknown emotion folder(s) in {folder}: {', '.join(unknown)} (expected {', '.join(LABELS)})")
     if not emotion_dirs:
         raise DataError(f"no emotion folders in {folder}")
-    xs, ys, skipped = [], [], 0
+    xs, ys, paths, skipped = [], [], [], 0
     digest = hashlib.sha256()
     for d in emotion_dirs:
         label = LABELS.index(d.name)
@@ -105,7 +112,8 @@ def _load_folder(folder: Path) -> Split:
             digest.update(raw)
             xs.append(img)
             ys.append(label)
-    return _split(xs, ys, digest, skipped)
+            paths.append(f"{folder.name}/{d.name}/{path.name}")
+    return _split(xs, ys, digest, skipped, tuple(paths))
 
 
 def _load_csv(path: Path, split: str) -> Split:
@@ -138,6 +146,7 @@ def _load_csv(path: Path, split: str) -> Split:
     return _split(xs, ys, digest, 0)
 
 
-def _split(xs: list[np.ndarray], ys: list[int], digest: "hashlib._Hash", skipped: int) -> Split:
+def _split(xs: list[np.ndarray], ys: list[int], digest: "hashlib._Hash", skipped: int,
+           paths: tuple[str, ...] = ()) -> Split:
     x = np.stack(xs) if xs else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
-    return Split(x, np.asarray(ys, np.int64), "sha256:" + digest.hexdigest(), skipped)
+    return Split(x, np.asarray(ys, np.int64), "sha256:" + digest.hexdigest(), skipped, paths)

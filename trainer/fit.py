@@ -1,8 +1,8 @@
 """Train a FER-2013 model, top to bottom: data -> augmentation -> model -> fit -> evaluate.
 
-Everything a run writes lands in `runs/<name>/`: config.json, history.csv, best.keras (selected
-on PublicTest accuracy with flip TTA, as the shipped int8 model runs), backup/ (resume state),
-train_logits.npy (for distillation) and the evaluation report. Re-running the same command
+Everything a run writes lands in `runs/<name>/`: config.json, labels.json, history.csv, best.keras
+(selected on flip-TTA PublicTest accuracy, as the shipped int8 model runs, against the chosen
+labels), backup/ (resume state), train_logits.npy (for distillation) and the evaluation report. Re-running the same command
 resumes an interrupted run (a finished one is only re-evaluated).
 """
 
@@ -13,7 +13,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import keras
@@ -21,8 +21,11 @@ import numpy as np
 import tensorflow as tf
 
 from trainer.augment import AugmentConfig, augment_batch
+from trainer.benchmarks import DEFAULT_DIFFUSIONFER, DEFAULT_VOTES, Benchmark, all_benchmarks
 from trainer.data import DataError, Split, load_split
-from trainer.evaluate import FLIP_ACCURACY, checkpoints, evaluate_run, flip_tta_accuracy, predict_logits
+from trainer.evaluate import (FERPLUS_FLIP, FLIP_ACCURACY, SELECT, checkpoints, evaluate_run, flip_tta_accuracy,
+                              predict_logits)
+from trainer.ferplus import Targets, blend_targets, load_votes, votes_for
 from trainer.labels import LABELS
 from trainer.models import ARCHITECTURES, count_macs
 
@@ -51,15 +54,32 @@ class FitConfig:
     teachers: tuple[str, ...] = ()
     distill_weight: float = 0.7
     distill_temperature: float = 3.0
+    labels: str = "fer2013"  # fer2013 | ferplus | blend
+    ferplus_weight: float = 0.5  # blend: weight of the FER+ vote distribution
+    ferplus_votes: str = DEFAULT_VOTES
+    diffusionfer: str = DEFAULT_DIFFUSIONFER
     cache_dir: str = ".cache"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
-def soft_targets(split: Split, cfg: FitConfig) -> np.ndarray:
-    """Label-smoothed one-hot targets, blended with the teacher's softened predictions if given."""
+    @property
+    def ferplus_share(self) -> float:
+        """How much the targets (and so the selection metric) follow FER+ rather than FER-2013 labels."""
+        return {"fer2013": 0.0, "ferplus": 1.0}.get(self.labels, self.ferplus_weight)
+
+
+def soft_targets(split: Split, cfg: FitConfig) -> Targets:
+    """Label-smoothed one-hot targets, mixed with FER+ votes per `cfg.labels` and with the teacher's
+    softened predictions if given; images FER+ marks as not a face are left out unless labels=fer2013."""
     n = len(LABELS)
     y = np.full((len(split), n), cfg.label_smoothing / n, np.float32)
     y[np.arange(len(split)), split.y] += 1 - cfg.label_smoothing
+    if cfg.labels == "fer2013":
+        targets = Targets(y, np.ones(len(split), bool), {"images": len(split), "fer2013_only": len(split)})
+    else:
+        votes = votes_for(split, load_votes(Path(cfg.ferplus_votes)))
+        targets = blend_targets(split, y, votes, cfg.ferplus_share)
+        y = targets.y
     if cfg.teacher_logits:
         logits = np.load(cfg.teacher_logits).astype(np.float32)
         if logits.shape != y.shape:
@@ -67,14 +87,14 @@ def soft_targets(split: Split, cfg: FitConfig) -> np.ndarray:
         z = logits / cfg.distill_temperature
         p = np.exp(z - z.max(axis=1, keepdims=True))
         y = (1 - cfg.distill_weight) * y + cfg.distill_weight * p / p.sum(axis=1, keepdims=True)
-    return y
+    return replace(targets, y=y.astype(np.float32))
 
 
-def class_weights(split: Split, power: float) -> np.ndarray:
-    """Per-class loss weights (n_max / n_c) ** power, scaled to average 1 over the training set."""
-    counts = split.class_counts().astype(np.float64)
+def class_weights(labels: np.ndarray, power: float) -> np.ndarray:
+    """Per-image loss weights (n_max / n_c) ** power of each image's class, averaging 1."""
+    counts = np.bincount(labels, minlength=len(LABELS)).astype(np.float64)
     w = (counts.max() / np.maximum(counts, 1)) ** power
-    return (w / (w[split.y].mean())).astype(np.float32)
+    return (w / (w[labels].mean()))[labels].astype(np.float32)
 
 
 Teacher = Callable[[tf.Tensor], tf.Tensor]
@@ -94,9 +114,10 @@ def train_dataset(split: Split, cfg: FitConfig, teacher: Teacher | None = None) 
     With an online `teacher`, its targets are computed on the augmented (and mixed) images the
     student sees, so they stay consistent with the input ("a good teacher is patient and consistent").
     """
-    x = split.x[..., None].astype(np.float32)
-    y = soft_targets(split, cfg)
-    w = class_weights(split, cfg.class_weight_power)[split.y]
+    targets = soft_targets(split, cfg)
+    x = split.x[targets.keep][..., None].astype(np.float32)
+    y = targets.y[targets.keep]
+    w = class_weights(y.argmax(axis=1), cfg.class_weight_power)
     ds = tf.data.Dataset.from_tensor_slices((x, y, w)).shuffle(len(x), seed=cfg.seed)
     ds = ds.batch(cfg.batch_size, drop_remainder=True)
     ds = ds.map(lambda xb, yb, wb: (*augment_batch(xb, yb, cfg.augment), wb),
@@ -115,22 +136,28 @@ def test_dataset(split: Split, batch_size: int) -> tf.data.Dataset:
 
 
 class FlipTTAValidation(keras.callbacks.Callback):
-    """Adds FLIP_ACCURACY (PublicTest accuracy with flip TTA) to each epoch's logs."""
+    """Adds to each epoch's logs the flip-TTA accuracy on PublicTest's FER-2013 labels (FLIP_ACCURACY)
+    and FER+ majority (FERPLUS_FLIP), and SELECT: their mix by `ferplus_share`, the selection metric."""
 
-    def __init__(self, test: Split) -> None:
+    def __init__(self, benches: list[Benchmark], ferplus_share: float) -> None:
         super().__init__()
-        self.test = test
+        self.benches = {b.name: b for b in benches}
+        self.share = ferplus_share if "ferplus" in self.benches else 0.0
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if logs is not None:
-            logs[FLIP_ACCURACY] = flip_tta_accuracy(self.model, self.test)
+        if logs is None:
+            return
+        logs[FLIP_ACCURACY] = flip_tta_accuracy(self.model, self.benches["fer2013"])
+        if "ferplus" in self.benches:
+            logs[FERPLUS_FLIP] = flip_tta_accuracy(self.model, self.benches["ferplus"])
+        logs[SELECT] = (1 - self.share) * logs[FLIP_ACCURACY] + self.share * logs.get(FERPLUS_FLIP, 0.0)
 
 
 def _best_so_far(history: Path) -> float | None:
     if not history.exists():
         return None
     with history.open() as f:
-        values = [float(r[FLIP_ACCURACY]) for r in csv.DictReader(f) if r.get(FLIP_ACCURACY)]
+        values = [float(r[SELECT]) for r in csv.DictReader(f) if r.get(SELECT)]
     return max(values) if values else None
 
 
@@ -155,6 +182,11 @@ def fit(cfg: FitConfig) -> Path:
     train = load_split(Path(cfg.data), "train", Path(cfg.cache_dir))
     test = load_split(Path(cfg.data), "test", Path(cfg.cache_dir))
     log.info("train %d images %s, test %d images", len(train), train.class_counts().tolist(), len(test))
+    benches = all_benchmarks(test, cfg.ferplus_votes, cfg.diffusionfer)
+    counts = soft_targets(train, replace(cfg, teacher_logits=None)).counts
+    (run / "labels.json").write_text(json.dumps({"labels": cfg.labels, "ferplus_share": cfg.ferplus_share,
+                                                 "train": counts}, indent=2))
+    log.info("targets: %s labels (FER+ share %.2f): %s", cfg.labels, cfg.ferplus_share, counts)
 
     # Model
     builder = ARCHITECTURES[cfg.arch]
@@ -178,12 +210,12 @@ def fit(cfg: FitConfig) -> Path:
     # Fit (resumable: BackupAndRestore keeps weights, optimizer and epoch; the best is kept apart)
     best = _best_so_far(run / "history.csv")
     callbacks = [  # FlipTTAValidation first: the others read the metric it adds
-        FlipTTAValidation(test),
+        FlipTTAValidation(benches[:2], cfg.ferplus_share),
         keras.callbacks.BackupAndRestore(str(run / "backup"), delete_checkpoint=False),
-        keras.callbacks.ModelCheckpoint(str(run / "best.keras"), monitor=FLIP_ACCURACY, mode="max",
+        keras.callbacks.ModelCheckpoint(str(run / "best.keras"), monitor=SELECT, mode="max",
                                         save_best_only=True, initial_value_threshold=best),
         keras.callbacks.CSVLogger(str(run / "history.csv"), append=True),
-        keras.callbacks.EarlyStopping(monitor=FLIP_ACCURACY, mode="max", patience=cfg.patience),
+        keras.callbacks.EarlyStopping(monitor=SELECT, mode="max", patience=cfg.patience),
     ]
     finished = run / "finished"
     if finished.exists():
@@ -198,5 +230,5 @@ def fit(cfg: FitConfig) -> Path:
     # Evaluate the selected checkpoint, and keep its train logits for distillation
     best_model = keras.models.load_model(run / "best.keras")
     np.save(run / "train_logits.npy", predict_logits(best_model, train.x))
-    evaluate_run(run, best_model, test)
+    evaluate_run(run, best_model, test, benches)
     return run

@@ -30,3 +30,17 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
         },
         "confusion": cm.tolist(),
     }
+
+
+def roc_curve(positive: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """False- and true-positive rates of one-vs-rest `scores` at every threshold (ties merged)."""
+    order = np.argsort(-scores, kind="stable")
+    pos, s = positive[order].astype(np.float64), scores[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # the end of each run of equal scores
+    tp, fp = np.cumsum(pos)[last], np.cumsum(1 - pos)[last]
+    return np.r_[0, fp] / max(fp[-1], 1), np.r_[0, tp] / max(tp[-1], 1)
+
+
+def roc_auc(positive: np.ndarray, scores: np.ndarray) -> float:
+    fpr, tpr = roc_curve(positive, scores)
+    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))

@@ -1,6 +1,6 @@
-"""MQTT publisher: availability with a Last Will, events buffered across outages, retained state,
-periodic stats and Home Assistant discovery (topics documented in the README, schemas/ hold the
-payload schemas). paho-mqtt 2.x runs the network thread and reconnects with exponential backoff.
+"""MQTT publisher: availability with a Last Will, events queued in order across outages, retained
+state, periodic stats and Home Assistant discovery (topics documented in the README, schemas/ hold
+the payload schemas). paho-mqtt 2.x runs the network thread and reconnects with a capped backoff.
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
+import time
 from collections import deque
 
 import paho.mqtt.client as mqtt
@@ -16,25 +17,38 @@ from edge.config import MQTTConfig
 from edge.publish.discovery import discovery_configs, encode
 
 log = logging.getLogger("fer-edge.mqtt")
+IN_FLIGHT = -1  # a slot reserved while paho is being handed the message
+RECONNECT_MIN_S = 1  # paho doubles the delay after each failed attempt, up to mqtt.reconnect_max_s
 
 
 class MQTTPublisher:
+    """Events wait in one queue that fer-edge owns and bounds (`mqtt.buffer_size`, oldest dropped).
+
+    paho is handed one event at a time, the next only once the broker has acknowledged it (or, at
+    QoS 0, once it is written), so an event sent into a half-open connection is resent by paho
+    before anything newer: order holds across any outage, nothing is sent twice by fer-edge, and
+    paho's own queue never holds more than that one event and the latest state.
+    """
+
     def __init__(self, cfg: MQTTConfig, labels: tuple[str, ...]):
         self.cfg = cfg
         self.base = f"{cfg.topic_prefix}/{cfg.device_id}"
         self._discovery = discovery_configs(cfg.discovery.prefix, self.base, cfg.device_id, labels)
         self._lock = threading.Lock()
-        self._buffer: deque[str] = deque()
-        self._state: str | None = None
-        self._state_sent = True
+        self._events: deque[str] = deque()  # unacknowledged events, oldest first; the head may be in flight
+        self._event_mid: int | None = None  # paho's id of the head event while it is in flight
+        self._state: str | None = None  # the latest state, until it is handed to paho
+        self._state_mid: int | None = None
+        self._early_acks: set[int] = set()
         self.dropped = 0
+        self._dropped_in_outage = 0
         self.connected = False
         self._last_error: str | None = None
         self._closing = False
 
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"fer-edge-{cfg.device_id}")
         c.will_set(f"{self.base}/availability", "offline", qos=1, retain=True)
-        c.reconnect_delay_set(min_delay=1, max_delay=60)
+        c.reconnect_delay_set(min_delay=RECONNECT_MIN_S, max_delay=cfg.reconnect_max_s)
         if cfg.username:
             c.username_pw_set(cfg.username, cfg.password())
         if cfg.tls.ca or cfg.tls.cert:
@@ -46,6 +60,7 @@ class MQTTPublisher:
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
         c.on_connect_fail = self._on_connect_fail
+        c.on_publish = self._on_publish
         self.client = c
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -58,20 +73,20 @@ class MQTTPublisher:
         self.client.loop_start()
 
     def close(self, timeout: float = 1.5) -> None:
-        """Flush what is buffered, publish `stopped` and disconnect (within `timeout` seconds)."""
+        """Deliver what is queued, publish `stopped` and disconnect (within `timeout` seconds)."""
+        deadline = time.monotonic() + timeout
+        pending = lambda: self._events or self._state is not None or self._state_mid is not None  # noqa: E731
+        while self.connected and pending() and time.monotonic() < deadline:
+            time.sleep(0.01)
         self._closing = True
-        infos = []
-        with self._lock:
-            if self.connected:
-                infos = self._flush_locked()
-                infos.append(self.client.publish(f"{self.base}/availability", "stopped", qos=1, retain=True))
-        for info in infos:
+        if self.connected:
+            info = self.client.publish(f"{self.base}/availability", "stopped", qos=1, retain=True)
             try:
-                info.wait_for_publish(timeout / max(len(infos), 1))
+                info.wait_for_publish(max(deadline - time.monotonic(), 0.2))
             except (RuntimeError, ValueError):
-                break
-        if self._buffer:
-            log.warning("MQTT: %d buffered event(s) not delivered at shutdown", len(self._buffer))
+                pass
+        if self._events:
+            log.warning("MQTT: %d queued event(s) not delivered at shutdown", len(self._events))
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -90,14 +105,20 @@ class MQTTPublisher:
             self._publish_discovery()
         with self._lock:
             self.connected = True
-            self._flush_locked()
+            dropped, self._dropped_in_outage = self._dropped_in_outage, 0
+        if dropped:
+            log.warning("MQTT: %d event(s) dropped while the broker was unreachable (mqtt.buffer_size %d)",
+                        dropped, self.cfg.buffer_size)
+        # what paho still holds from before the outage it re-sends itself, right after this
+        # callback; anything newer waits for that to be acknowledged
+        self._pump()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         with self._lock:
             was_connected, self.connected = self.connected, False
         if was_connected and not self._closing:
             self._report(f"MQTT disconnected from {self.cfg.host}:{self.cfg.port} ({reason_code}); "
-                         f"buffering up to {self.cfg.buffer_size} events and reconnecting")
+                         f"queueing up to {self.cfg.buffer_size} events and reconnecting")
 
     def _on_connect_fail(self, client, userdata) -> None:
         tls = " or the TLS handshake failed" if self.cfg.tls.ca or self.cfg.tls.cert else ""
@@ -106,6 +127,20 @@ class MQTTPublisher:
     def _on_message(self, client, userdata, msg) -> None:
         if msg.topic == f"{self.cfg.discovery.prefix}/status" and msg.payload == b"online":
             self._publish_discovery()
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        with self._lock:
+            if mid == self._event_mid:
+                self._events.popleft()
+                self._event_mid = None
+            elif mid == self._state_mid:
+                self._state_mid = None
+            elif IN_FLIGHT in (self._event_mid, self._state_mid):
+                self._early_acks.add(mid)  # acknowledged before _pump noted its id
+                return
+            else:
+                return
+        self._pump()
 
     def _report(self, message: str) -> None:
         """Log a connection problem once, not on every retry."""
@@ -122,39 +157,57 @@ class MQTTPublisher:
         """Empty retained configs: Home Assistant removes the entities."""
         return [self.client.publish(topic, b"", qos=1, retain=True) for topic in self._discovery]
 
-    def _flush_locked(self) -> list[mqtt.MQTTMessageInfo]:
-        """Send buffered events in order, then the latest state; stop at the first refusal."""
-        infos = []
-        while self._buffer:
-            info = self.client.publish(f"{self.base}/event", self._buffer[0], qos=self.cfg.qos)
-            if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                return infos
-            infos.append(info)
-            self._buffer.popleft()
-        if not self._state_sent and self._state is not None:
-            info = self.client.publish(f"{self.base}/state", self._state, qos=1, retain=True)
-            self._state_sent = info.rc == mqtt.MQTT_ERR_SUCCESS
-            infos.append(info)
-        return infos
+    def _pump(self) -> None:
+        """Hand paho the oldest queued event and the latest state, unless one of each is in flight.
+
+        paho is never called with `_lock` held: it runs our callbacks under its own locks, so
+        holding ours around its calls could deadlock. A slot is reserved (IN_FLIGHT) first instead.
+        """
+        while True:
+            with self._lock:
+                if not self.connected:
+                    return
+                if self._event_mid is None and self._events:
+                    self._event_mid, kind, payload = IN_FLIGHT, "event", self._events[0]
+                elif self._state_mid is None and self._state is not None:
+                    self._state_mid, kind, payload, self._state = IN_FLIGHT, "state", self._state, None
+                else:
+                    return
+            info = self.client.publish(f"{self.base}/{kind}", payload, qos=1 if kind == "state" else self.cfg.qos,
+                                       retain=kind == "state")
+            sent = info.rc == mqtt.MQTT_ERR_SUCCESS
+            with self._lock:
+                acked = sent and info.mid in self._early_acks
+                self._early_acks.discard(info.mid)
+                if kind == "event":
+                    self._event_mid = info.mid if sent and not acked else None
+                    if acked:
+                        self._events.popleft()
+                else:
+                    self._state_mid = info.mid if sent and not acked else None
+                    if not sent and self._state is None:
+                        self._state = payload
+            if not sent:
+                return
 
     def event(self, payload: dict) -> None:
         with self._lock:
-            if len(self._buffer) >= self.cfg.buffer_size:
-                self._buffer.popleft()
+            if len(self._events) >= self.cfg.buffer_size:
+                # the head is dropped unless paho holds it; then the oldest behind it
+                del self._events[1 if self._event_mid is not None else 0]
                 self.dropped += 1
-            self._buffer.append(encode(payload))
-            if self.connected:
-                self._flush_locked()
+                self._dropped_in_outage += 1
+            self._events.append(encode(payload))
+        self._pump()
 
     def state(self, payload: dict) -> None:
         with self._lock:
-            self._state, self._state_sent = encode(payload), False
-            if self.connected:
-                self._flush_locked()
+            self._state = encode(payload)
+        self._pump()
 
     def stats(self, payload: dict) -> None:
         with self._lock:
-            extra = {"buffer_depth": len(self._buffer), "events_dropped": self.dropped,
+            extra = {"buffer_depth": len(self._events), "events_dropped": self.dropped,
                      "mqtt_connected": self.connected}
             if self.connected:
                 self.client.publish(f"{self.base}/stats", encode({**payload, **extra}), qos=0)
