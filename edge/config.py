@@ -117,6 +117,8 @@ class DiscoveryConfig(_Section):
     enabled: bool = Field(True, description="publish Home Assistant MQTT discovery")
     prefix: str = Field("homeassistant", description="Home Assistant discovery prefix")
     remove: bool = Field(False, description="publish empty retained configs so Home Assistant removes the entities (and announce none)")
+    settle_s: float = Field(1.0, ge=0.0, le=30.0, description="events wait this long after an announcement, so Home Assistant has subscribed to a new entity's topic")
+    support_url: str | None = Field(None, description="link shown in Home Assistant's discovery logs for this device (origin.support_url)")
 
 
 class MQTTConfig(_Section):
@@ -134,7 +136,8 @@ class MQTTConfig(_Section):
     buffer_size: int = Field(1000, ge=1, description="events queued until the broker acknowledges them (oldest dropped)")
     reconnect_max_s: float = Field(5.0, ge=1.0, le=300.0, description="longest wait between reconnect attempts (1 s, doubling up to this)")
     stats_interval_s: float = Field(30.0, gt=0.0)
-    publish_images: bool = Field(False, description="attach face crops to events (off: no image data leaves the device)")
+    publish_images: bool = Field(False, description="attach face crops to events and publish the annotated frame as a Home Assistant camera (off: no image data leaves the device)")
+    image_interval_s: float = Field(1.0, ge=0.1, description="with publish_images: at most one annotated frame per this many seconds, sent when the state changes")
 
     @field_validator("password_file")
     @classmethod

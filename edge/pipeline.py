@@ -7,6 +7,9 @@ import threading
 import time
 from collections.abc import Callable
 
+import numpy as np
+
+from edge.annotate import annotate, to_jpeg
 from edge.classifier import Classifier, crop_faces
 from edge.config import Config
 from edge.detector import FaceDetector
@@ -32,6 +35,7 @@ class Pipeline:
         self.seq = 0
         self._state_key: tuple | None = None
         self._camera_lost = False
+        self._next_image = 0.0
         self._next_stats = time.monotonic() + cfg.mqtt.stats_interval_s
 
     def process(self, frame: Frame) -> int:
@@ -59,19 +63,26 @@ class Pipeline:
                 p.event(payload)
             self.stats.event_published(event.capture_ts)
         self._camera_lost = False
-        self._publish_state(state, frame.wall)
+        self._publish_state(state, frame.wall, frame.image)
         t4 = time.perf_counter()
         for stage, seconds in (("detect", t1 - t0), ("classify", t2 - t1), ("track", t3 - t2), ("publish", t4 - t3)):
             self.stats.add(stage, seconds)
         self.stats.frame_done(len(boxes), len(self.tracker.tracks), t2 - t1, t_crop - t1)
         return len(boxes)
 
-    def _publish_state(self, state: State, wall: float) -> None:
-        if state.key() != self._state_key:
-            self._state_key = state.key()
-            payload = state_payload(state, self.cfg.mqtt.device_id, wall)
+    def _publish_state(self, state: State, wall: float, image: np.ndarray | None = None) -> None:
+        if state.key() == self._state_key:
+            return
+        self._state_key = state.key()
+        payload = state_payload(state, self.cfg.mqtt.device_id, wall)
+        for p in self.publishers:
+            p.state(payload)
+        now = time.monotonic()
+        if self.cfg.mqtt.publish_images and image is not None and now >= self._next_image:  # opt-in only
+            self._next_image = now + self.cfg.mqtt.image_interval_s
+            jpeg = to_jpeg(annotate(image, state, self.classifier.labels))
             for p in self.publishers:
-                p.state(payload)
+                p.image(jpeg)
 
     def _check_camera(self) -> None:
         """Once the grabber has lost a live source, forget its faces and say so in the state."""

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edge.mood import room_mood
+
 Box = tuple[int, int, int, int]  # x, y, width, height in frame pixels
 
 
@@ -37,6 +39,8 @@ class FaceState:
     emotion: str | None
     confidence: float
     box: Box
+    mood: float = 0.0  # expected valence, -1..1 (edge/mood.py)
+    probs: tuple[float, ...] = ()  # smoothed class probabilities, in the model's label order
 
 
 @dataclass
@@ -57,11 +61,17 @@ class State:
                 totals[f.emotion] = totals.get(f.emotion, 0.0) + f.confidence
         return max(totals, key=totals.get) if totals else None
 
+    @property
+    def mood(self) -> int | None:
+        return room_mood([f.mood for f in self.faces])
+
     def key(self) -> tuple:
-        """What a state change is judged on: faces and their emotions, not boxes or scores."""
-        return (self.camera, *((f.face_id, f.emotion) for f in self.faces))
+        """What a state change is judged on: faces, their emotions and the mood in steps of 10, not
+        boxes or scores."""
+        mood = self.mood
+        return (self.camera, None if mood is None else round(mood / 10), *((f.face_id, f.emotion) for f in self.faces))
 
     def to_dict(self) -> dict:
-        return {"camera": self.camera, "face_count": self.face_count, "dominant": self.dominant,
+        return {"camera": self.camera, "face_count": self.face_count, "dominant": self.dominant, "mood": self.mood,
                 "faces": [{"id": f.face_id, "emotion": f.emotion, "confidence": round(f.confidence, 4),
-                           "box": list(f.box)} for f in self.faces]}
+                           "mood": round(100 * f.mood), "box": list(f.box)} for f in self.faces]}

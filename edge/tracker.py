@@ -9,6 +9,7 @@ import numpy as np
 
 from edge.config import TrackerConfig
 from edge.detector import iou
+from edge.mood import face_mood
 from edge.records import Box, Event, FaceState, State
 
 
@@ -84,4 +85,5 @@ class Tracker:
                      track.box, wall, ts)
 
     def state(self) -> State:
-        return State([FaceState(t.face_id, t.emotion, t.confidence, t.box) for t in self.tracks])
+        return State([FaceState(t.face_id, t.emotion, t.confidence, t.box, face_mood(t.probs, self.labels),
+                                tuple(t.probs.tolist())) for t in self.tracks])

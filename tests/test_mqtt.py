@@ -16,6 +16,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from edge.config import MQTTConfig
+from edge.mood import VALENCE
 from edge.publish.mqtt import MQTTPublisher
 from tests.conftest import REPO, start_fer_edge, wait_for
 
@@ -73,13 +74,28 @@ def test_pipeline_run_publishes_the_documented_payloads(broker, face_clip, tmp_p
             jsonschema.validate(json.loads(p), SCHEMAS[name])
     assert seqs(sub) == list(range(1, len(seqs(sub)) + 1))
     configs = {t: json.loads(p) for t, p, _ in sub.messages if t.startswith("homeassistant/") and p}
-    assert set(configs) == {"homeassistant/sensor/testcam/dominant_emotion/config",
-                            "homeassistant/sensor/testcam/face_count/config", "homeassistant/event/testcam/emotion/config"}
+    assert set(configs) == {f"homeassistant/{c}/testcam/{k}/config" for c, k in (
+        ("sensor", "dominant_emotion"), ("sensor", "face_count"), ("sensor", "mood"), ("event", "emotion"),
+        ("binary_sensor", "camera"), ("sensor", "fps"), ("sensor", "cpu_temperature"), ("sensor", "events_dropped"))}
     for c in configs.values():
         jsonschema.validate(c, SCHEMAS["discovery"])
         assert c["availability"][0]["topic"] == "fer-edge/testcam/availability"
+        assert c["origin"]["name"] == "fer-edge" and c["origin"]["sw_version"]
     assert configs["homeassistant/event/testcam/emotion/config"]["event_types"] == list(LABELS)
+    dominant = configs["homeassistant/sensor/testcam/dominant_emotion/config"]
+    assert dominant["device_class"] == "enum" and dominant["options"] == [*LABELS, "none"]
+    assert configs["homeassistant/sensor/testcam/mood/config"]["state_class"] == "measurement"
+    diagnostics = {t.split("/")[3] for t, c in configs.items() if c.get("entity_category") == "diagnostic"}
+    assert diagnostics == {"camera", "fps", "cpu_temperature", "events_dropped"}
     assert not any("jpeg" in p.decode() for p in sub.payloads("/event"))  # no image data by default
+    assert not sub.payloads("testcam/image")
+    # the mood: each face's expected valence under its smoothed probabilities (the event's scores)
+    states = {json.loads(p)["ts"]: json.loads(p) for p in sub.payloads("testcam/state")}
+    for e in map(json.loads, sub.payloads("testcam/event")):
+        [face] = [f for f in states[e["ts"]]["faces"] if f["id"] == e["face_id"]]
+        assert abs(face["mood"] - 100 * sum(p * VALENCE[k] for k, p in e["scores"].items())) <= 1
+        if e["emotion"] == "fear":
+            assert face["mood"] < 0 and states[e["ts"]]["mood"] < 0
 
 
 def test_discovery_is_sent_again_when_home_assistant_comes_online(broker):
@@ -87,9 +103,9 @@ def test_discovery_is_sent_again_when_home_assistant_comes_online(broker):
     sub = Subscriber(broker.port, topics=("homeassistant/+/ha/#",))
     pub.start()
     configs = lambda: [t for t, p, _ in sub.messages if p]  # noqa: E731
-    assert wait_for(lambda: len(configs()) == 3)
+    assert wait_for(lambda: len(configs()) == 8)
     sub.client.publish("homeassistant/status", "online", qos=1)  # what HA sends after a restart
-    assert wait_for(lambda: len(configs()) == 6)
+    assert wait_for(lambda: len(configs()) == 16)
     pub.close()
     sub.close()
 
@@ -281,7 +297,7 @@ def test_a_lost_camera_is_published_and_faces_resume_when_it_returns(broker, fac
     last = lambda suffix: json.loads(sub.payloads(suffix)[-1]) if sub.payloads(suffix) else {}  # noqa: E731
     try:
         assert wait_for(lambda: last("/state").get("face_count") == 1, timeout=30)
-        assert last("/state")["camera"] == "ok" and seqs(sub)
+        assert last("/state")["camera"] == "ok" and wait_for(lambda: seqs(sub))
         face_stream.sending.clear()
         t0 = time.monotonic()
         assert wait_for(lambda: last("/state").get("camera") == "lost")
@@ -319,3 +335,56 @@ def test_bad_tls_files_are_one_line_for_the_run_and_check_config(tmp_path, face_
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 2, err
         assert err.startswith("fer-edge: error: ") and err.count("\n") == 1 and "mqtt.tls" in err
+
+
+def test_awkward_device_ids_give_valid_entity_ids_and_a_first_event_is_not_lost(broker, face_clip, tmp_path):
+    """Like Home Assistant: subscribe to an entity's topic only once its config has been seen."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    seen: dict[str, dict] = {}
+    events: list[dict] = []
+
+    def on_message(c, userdata, m) -> None:
+        if m.topic.startswith("homeassistant/") and m.payload:
+            config = seen.setdefault(m.topic, json.loads(m.payload))
+            if m.topic.endswith("/emotion/config"):
+                c.subscribe(config["state_topic"], qos=1)
+        elif m.topic.endswith("/event"):
+            events.append(json.loads(m.payload))
+
+    client.on_message = on_message
+    client.connect("127.0.0.1", broker.port)
+    client.subscribe("homeassistant/#", qos=1)
+    client.loop_start()
+    cfg = {"mqtt": {"enabled": True, "host": "127.0.0.1", "port": broker.port, "device_id": "Pi-Kitchen_2"}}
+    proc = start_fer_edge(tmp_path, face_clip, cfg, "--duration", "4")
+    try:
+        assert proc.wait(60) == 0, proc.stderr.read()
+        assert wait_for(lambda: events)
+        assert events[0]["seq"] == 1  # the very first event reached the entity
+        ids = {c["default_entity_id"] for c in seen.values()}
+        assert "sensor.pi_kitchen_2_dominant_emotion" in ids and "event.pi_kitchen_2_emotion" in ids
+        for c in seen.values():
+            jsonschema.validate(c, SCHEMAS["discovery"])
+            assert c["unique_id"].startswith("Pi-Kitchen_2_")
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
+def test_camera_entity_and_frames_only_when_images_are_opted_in(broker, face_clip, tmp_path):
+    import cv2
+    import numpy as np
+
+    sub = Subscriber(broker.port)
+    proc = daemon(tmp_path, broker.port, face_clip, "--duration", "4", mqtt_extra={"publish_images": True})
+    assert proc.wait(60) == 0, proc.stderr.read()
+    assert wait_for(lambda: b"stopped" in sub.payloads("/availability"))
+    sub.close()
+    config = json.loads(sub.payloads("homeassistant/camera/testcam/preview/config")[0])
+    jsonschema.validate(config, SCHEMAS["discovery"])
+    assert config["topic"] == "fer-edge/testcam/image" and config["default_entity_id"] == "camera.testcam_preview"
+    frames = sub.payloads("testcam/image")
+    assert frames and len(frames) <= 4 + 1  # at most one per mqtt.image_interval_s (1 s)
+    img = cv2.imdecode(np.frombuffer(frames[-1], np.uint8), cv2.IMREAD_COLOR)
+    assert img is not None and img.shape[1] <= 640
+    assert all("face_jpeg_b64" in json.loads(p) for p in sub.payloads("testcam/event"))

@@ -33,7 +33,10 @@ class MQTTPublisher:
     def __init__(self, cfg: MQTTConfig, labels: tuple[str, ...]):
         self.cfg = cfg
         self.base = f"{cfg.topic_prefix}/{cfg.device_id}"
-        self._discovery = discovery_configs(cfg.discovery.prefix, self.base, cfg.device_id, labels)
+        self._discovery = discovery_configs(cfg.discovery.prefix, self.base, cfg.device_id, labels,
+                                            images=cfg.publish_images, support_url=cfg.discovery.support_url)
+        self._settled = threading.Event()  # set while events may go out (not right after an announcement)
+        self._settled.set()
         self._lock = threading.Lock()
         self._events: deque[str] = deque()  # unacknowledged events, oldest first; the head may be in flight
         self._event_mid: int | None = None  # paho's id of the head event while it is in flight
@@ -150,8 +153,19 @@ class MQTTPublisher:
 
     # -- publishing --------------------------------------------------------------------------
     def _publish_discovery(self) -> None:
+        """Announce the entities; events wait `discovery.settle_s` (Home Assistant subscribes to a new
+        entity's topic a few hundred ms after it sees the config, and events are not retained)."""
+        if self.cfg.discovery.settle_s:
+            self._settled.clear()
+            timer = threading.Timer(self.cfg.discovery.settle_s, self._settle)
+            timer.daemon = True
+            timer.start()
         for topic, payload in self._discovery.items():
             self.client.publish(topic, encode(payload), qos=1, retain=True)
+
+    def _settle(self) -> None:
+        self._settled.set()
+        self._pump()
 
     def remove_discovery(self) -> list[mqtt.MQTTMessageInfo]:
         """Empty retained configs: Home Assistant removes the entities."""
@@ -167,7 +181,7 @@ class MQTTPublisher:
             with self._lock:
                 if not self.connected:
                     return
-                if self._event_mid is None and self._events:
+                if self._event_mid is None and self._events and self._settled.is_set():
                     self._event_mid, kind, payload = IN_FLIGHT, "event", self._events[0]
                 elif self._state_mid is None and self._state is not None:
                     self._state_mid, kind, payload, self._state = IN_FLIGHT, "state", self._state, None
@@ -204,6 +218,11 @@ class MQTTPublisher:
         with self._lock:
             self._state = encode(payload)
         self._pump()
+
+    def image(self, jpeg: bytes) -> None:
+        """The latest annotated frame, for the Home Assistant camera (only with mqtt.publish_images)."""
+        if self.connected:
+            self.client.publish(f"{self.base}/image", jpeg, qos=0)
 
     def stats(self, payload: dict) -> None:
         with self._lock:

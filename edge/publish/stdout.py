@@ -52,5 +52,8 @@ class StdoutPublisher:
     def stats(self, payload: dict) -> None:
         pass
 
+    def image(self, jpeg: bytes) -> None:
+        pass
+
     def close(self) -> None:
         pass

@@ -1,0 +1,43 @@
+"""The annotated frame: each face's box in its emotion's colour, its id, emotion and confidence,
+and a bar per class; JPEG-encoded at a bounded width (for the HTTP preview and the MQTT camera)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from edge.records import State
+
+COLOURS: dict[str, tuple[int, int, int]] = {  # BGR, the same hues as the page
+    "angry": (60, 60, 220), "disgust": (60, 150, 60), "fear": (160, 70, 150), "happy": (40, 190, 240),
+    "sad": (200, 120, 40), "surprise": (40, 130, 250), "neutral": (170, 170, 170),
+}
+GREY = (200, 200, 200)
+
+
+def annotate(gray: np.ndarray, state: State, labels: tuple[str, ...], max_width: int = 640) -> np.ndarray:
+    """A BGR copy of the frame, scaled to at most `max_width`, with the state's faces drawn on it."""
+    scale = min(1.0, max_width / gray.shape[1])
+    img = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
+    img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    font, thick = cv2.FONT_HERSHEY_SIMPLEX, max(1, round(img.shape[1] / 400))
+    for face in state.faces:
+        x, y, w, h = (round(v * scale) for v in face.box)
+        colour = COLOURS.get(face.emotion or "", GREY)
+        cv2.rectangle(img, (x, y), (x + w, y + h), colour, thick + 1)
+        text = f"#{face.face_id} {face.emotion or '...'} {face.confidence:.0%}"
+        (tw, th), base = cv2.getTextSize(text, font, 0.5, 1)
+        cv2.rectangle(img, (x, max(0, y - th - base - 4)), (x + tw + 6, y), colour, -1)
+        cv2.putText(img, text, (x + 3, y - base - 2), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        bar_h = max(3, h // 20)
+        for i, (label, p) in enumerate(zip(labels, face.probs)):  # one bar per class under the box
+            top = y + h + 3 + i * (bar_h + 1)
+            if top + bar_h >= img.shape[0]:
+                break
+            cv2.rectangle(img, (x, top), (x + max(1, round(w * p)), top + bar_h), COLOURS.get(label, GREY), -1)
+    return img
+
+
+def to_jpeg(img: np.ndarray, quality: int = 80) -> bytes:
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return buf.tobytes() if ok else b""
