@@ -152,6 +152,44 @@ class MQTTConfig(_Section):
         return os.environ.get(PASSWORD_ENV)
 
 
+TOKEN_ENV = "FER_EDGE_HTTP_TOKEN"
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+class HTTPConfig(_Section):
+    enabled: bool = Field(True, description="serve the live page and the HTTP API")
+    host: str = Field("127.0.0.1", description="address to bind; anything but loopback needs a token")
+    port: int = Field(8080, ge=1, le=65535)
+    token_file: Path | None = Field(None, description=f"file holding the access token (or set ${TOKEN_ENV}); "
+                                    "every request then needs it")
+    preview: bool | None = Field(None, description="serve annotated camera frames; null: only when bound to loopback")
+    preview_fps: float = Field(10.0, gt=0.0, le=30.0, description="most preview frames per second")
+    preview_width: int = Field(640, ge=160, le=1920, description="preview frames are scaled down to this width")
+    max_clients: int = Field(4, ge=1, le=64, description="streaming clients (event stream and preview) at once")
+    max_upload_mb: float = Field(10.0, gt=0.0, le=100.0, description="largest photo POST /predict accepts")
+    stats_interval_s: float = Field(2.0, gt=0.0, description="how often stats reach the page and the event stream")
+
+    @field_validator("token_file")
+    @classmethod
+    def _token_readable(cls, v: Path | None) -> Path | None:
+        if v is not None and not v.is_file():
+            raise ValueError(f"token file {v} does not exist")
+        return v
+
+    @property
+    def loopback(self) -> bool:
+        return self.host in LOOPBACK or self.host.startswith("127.")
+
+    def token(self) -> str | None:
+        if self.token_file is not None:
+            return self.token_file.read_text().strip() or None
+        return os.environ.get(TOKEN_ENV) or None
+
+    @property
+    def preview_on(self) -> bool:
+        return self.loopback if self.preview is None else self.preview
+
+
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -168,6 +206,7 @@ class Config(_Section):
     tracker: TrackerConfig = TrackerConfig()
     pacer: PacerConfig = PacerConfig()
     mqtt: MQTTConfig = MQTTConfig()
+    http: HTTPConfig = HTTPConfig()
     logging: LoggingConfig = LoggingConfig()
     service: ServiceConfig = ServiceConfig()
 
@@ -176,6 +215,9 @@ class Config(_Section):
         tls = self.mqtt.tls
         if (tls.cert is None) != (tls.key is None):
             raise ValueError("mqtt.tls.cert and mqtt.tls.key go together")
+        if self.http.enabled and not self.http.loopback and not self.http.token():
+            raise ValueError(f"http.host {self.http.host} is reachable from other machines: set http.token_file "
+                             f"or ${TOKEN_ENV}")
         return self
 
 

@@ -36,7 +36,8 @@ class Pipeline:
         self._state_key: tuple | None = None
         self._camera_lost = False
         self._next_image = 0.0
-        self._next_stats = time.monotonic() + cfg.mqtt.stats_interval_s
+        self._stats_every = min([cfg.mqtt.stats_interval_s] + [cfg.http.stats_interval_s] * cfg.http.enabled)
+        self._next_stats = time.monotonic()  # the first right away: the page and /api/stats have something
 
     def process(self, frame: Frame) -> int:
         """Run one frame through every stage; returns the number of faces found."""
@@ -64,6 +65,8 @@ class Pipeline:
             self.stats.event_published(event.capture_ts)
         self._camera_lost = False
         self._publish_state(state, frame.wall, frame.image)
+        for p in self.publishers:
+            p.frame(frame.image, state)
         t4 = time.perf_counter()
         for stage, seconds in (("detect", t1 - t0), ("classify", t2 - t1), ("track", t3 - t2), ("publish", t4 - t3)):
             self.stats.add(stage, seconds)
@@ -98,6 +101,9 @@ class Pipeline:
         snap["cpu_temp_c"] = cpu_temperature()
         snap["camera"] = "ok" if self.grabber.connected else "lost"
         snap["camera_reconnects"] = self.grabber.reconnects
+        snap.update({"buffer_depth": 0, "events_dropped": 0})
+        for p in self.publishers:
+            snap.update(p.status())
         return snap
 
     def run(self, stop: threading.Event, max_frames: int | None = None, duration: float | None = None,
@@ -126,7 +132,7 @@ class Pipeline:
         now = time.monotonic()
         if now < self._next_stats:
             return
-        self._next_stats = now + self.cfg.mqtt.stats_interval_s
+        self._next_stats = now + self._stats_every
         snap = self.snapshot()
         for p in self.publishers:
             p.stats(snap)

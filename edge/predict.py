@@ -32,6 +32,20 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
+def predict_faces(gray: np.ndarray, classifier: Classifier, detector: FaceDetector, crop_margin: float,
+                  whole: bool = False) -> list[dict]:
+    """Faces of one gray image with their emotions. With `whole` (or a small image, <= 96 px, in
+    which Haar finds none, as FER-2013's crops are) the whole image is one face."""
+    boxes = [] if whole else detector.detect(gray)
+    if whole or (not boxes and max(gray.shape) <= 96):
+        boxes = [(0, 0, gray.shape[1], gray.shape[0])]
+    probs = classifier.classify(crop_faces(gray, boxes, classifier.input_size, crop_margin))
+    return [{"box": [int(v) for v in box], "emotion": classifier.labels[int(p.argmax())],
+             "confidence": round(float(p.max()), 4),
+             "scores": {k: round(float(v), 4) for k, v in zip(classifier.labels, p)}}
+            for box, p in zip(boxes, probs)]
+
+
 def _error(message: str) -> None:
     print(f"fer-edge: error: {message}", file=sys.stderr, flush=True)
 
@@ -39,8 +53,7 @@ def _error(message: str) -> None:
 def predict_images(cfg: Config, images: list[Path], out: Path | None, whole: bool = False) -> int:
     """Print one JSON line per image; 2 if an image could not be read or written, or a folder held none.
 
-    With `whole`, each image is taken as one face crop; otherwise faces are found with Haar, and a
-    small image (<= 96 px) in which none is found is taken as a crop, as FER-2013's are.
+    With `whole`, each image is taken as one face crop (see `predict_faces`).
     """
     classifier = Classifier(cfg.model.path, num_threads=cfg.model.num_threads)
     detector = FaceDetector(cfg.detector)
@@ -66,15 +79,8 @@ def predict_images(cfg: Config, images: list[Path], out: Path | None, whole: boo
             _error(f"{path}: not a readable image")
             status = 2
             continue
-        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        boxes = [] if whole else detector.detect(gray)
-        if whole or (not boxes and max(gray.shape) <= 96):
-            boxes = [(0, 0, gray.shape[1], gray.shape[0])]
-        probs = classifier.classify(crop_faces(gray, boxes, classifier.input_size, cfg.detector.crop_margin))
-        faces = [{"box": [int(v) for v in box], "emotion": classifier.labels[int(p.argmax())],
-                  "confidence": round(float(p.max()), 4),
-                  "scores": {k: round(float(v), 4) for k, v in zip(classifier.labels, p)}}
-                 for box, p in zip(boxes, probs)]
+        faces = predict_faces(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), classifier, detector,
+                              cfg.detector.crop_margin, whole)
         print(json.dumps({"image": str(path), "faces": faces}), flush=True)
         if out is not None:
             target = out / name if out_is_folder else out

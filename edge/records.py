@@ -74,4 +74,5 @@ class State:
     def to_dict(self) -> dict:
         return {"camera": self.camera, "face_count": self.face_count, "dominant": self.dominant, "mood": self.mood,
                 "faces": [{"id": f.face_id, "emotion": f.emotion, "confidence": round(f.confidence, 4),
-                           "mood": round(100 * f.mood), "box": list(f.box)} for f in self.faces]}
+                           "mood": round(100 * f.mood), "scores": [round(p, 4) for p in f.probs],
+                           "box": list(f.box)} for f in self.faces]}

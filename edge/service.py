@@ -15,13 +15,13 @@ from edge.config import Config, ConfigError, load_config, validate
 from edge.detector import DetectorError, FaceDetector
 from edge.notify import Notifier
 from edge.pipeline import Pipeline
-from edge.publish import Publisher
+from edge.publish import HTTPServerError, Publisher
 from edge.publish.stdout import StdoutPublisher
 from edge.sources import Grabber, SourceError, open_source
 
 log = logging.getLogger("fer-edge")
 
-SETUP_ERRORS = (ConfigError, ModelError, DetectorError, SourceError)
+SETUP_ERRORS = (ConfigError, ModelError, DetectorError, SourceError, HTTPServerError)
 
 
 @dataclass
@@ -47,12 +47,19 @@ def resolve_config(opts: RunOptions) -> Config:
 
 
 def make_publishers(cfg: Config, print_events: bool, labels: tuple[str, ...],
-                    on_stdout_closed: Callable[[], None] | None = None) -> list[Publisher]:
+                    on_stdout_closed: Callable[[], None] | None = None, http: bool = True) -> list[Publisher]:
     publishers: list[Publisher] = [StdoutPublisher(on_closed=on_stdout_closed)] if print_events else []
     if cfg.mqtt.enabled:
         from edge.publish.mqtt import MQTTPublisher
 
         publishers.append(MQTTPublisher(cfg.mqtt, labels))
+    if cfg.http.enabled and http:
+        from edge.publish.http import HTTPPublisher  # aiohttp is imported only when the page is on
+
+        def predictor() -> tuple[Classifier, FaceDetector]:  # POST /predict's own interpreter
+            return Classifier(cfg.model.path, num_threads=1), FaceDetector(cfg.detector)
+
+        publishers.append(HTTPPublisher(cfg, labels, predictor))
     return publishers
 
 

@@ -32,6 +32,7 @@ FER_EDGE = [sys.executable, "-m", "edge.cli"]  # the fer-edge command, from this
 def start_fer_edge(tmp_path: Path, source: Path, cfg: dict, *extra: str, env: dict | None = None) -> subprocess.Popen:
     """The daemon with `cfg` as its config.yaml (in `tmp_path`), on `source`; stdout and stderr piped."""
     path = tmp_path / "config.yaml"
+    cfg = {**cfg, "http": {"port": free_port(), **cfg.get("http", {})}}  # never the shared default port
     path.write_text(yaml.safe_dump(cfg))
     return subprocess.Popen([*FER_EDGE, "--config", str(path), "--source", str(source), *extra], cwd=REPO,
                             env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import tempfile
 import sys
 import threading
 import time
@@ -23,14 +24,20 @@ from edge.sources import Grabber, Picamera2Source, SourceError, open_source
 from edge.config import SourceConfig
 from edge.tracker import Tracker
 from edge.synthetic import face_frame, write_clip
-from tests.conftest import FER_EDGE, REPO, wait_for
+from tests.conftest import FER_EDGE, REPO, free_port, wait_for
 
 LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
 
 def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([*FER_EDGE, *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)
+    """fer-edge with the repo's config.yaml, its page on a free port (never the shared default)."""
+    with tempfile.TemporaryDirectory() as d:
+        if "--config" not in args:
+            cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+            cfg["http"]["port"] = free_port()
+            (Path(d) / "config.yaml").write_text(yaml.safe_dump(cfg))
+            args = ("--config", str(Path(d) / "config.yaml"), *args)
+        return subprocess.run([*FER_EDGE, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO)
 
 
 # -- import rules and model contract ---------------------------------------------------------

@@ -85,7 +85,8 @@ def test_repeated_loop_failures_exit_non_zero(blank_clip, tmp_path, monkeypatch)
     from edge.pipeline import Pipeline
 
     monkeypatch.setattr(Pipeline, "process", lambda self, frame: 1 / 0)
-    opts = service.RunOptions(None, {"source.uri": str(blank_clip), "source.loop": True, "service.max_failures": 3})
+    opts = service.RunOptions(None, {"source.uri": str(blank_clip), "source.loop": True, "service.max_failures": 3,
+                                      "http.enabled": False})
     assert service.Daemon(opts).run() == 1
 
 

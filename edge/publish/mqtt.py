@@ -43,6 +43,7 @@ class MQTTPublisher:
         self._state: str | None = None  # the latest state, until it is handed to paho
         self._state_mid: int | None = None
         self._early_acks: set[int] = set()
+        self._next_stats = 0.0
         self.dropped = 0
         self._dropped_in_outage = 0
         self.connected = False
@@ -224,9 +225,15 @@ class MQTTPublisher:
         if self.connected:
             self.client.publish(f"{self.base}/image", jpeg, qos=0)
 
+    def frame(self, image, state) -> None:
+        pass
+
+    def status(self) -> dict:
+        """What the stats payload (of every publisher) says about MQTT delivery."""
+        return {"buffer_depth": len(self._events), "events_dropped": self.dropped, "mqtt_connected": self.connected}
+
     def stats(self, payload: dict) -> None:
-        with self._lock:
-            extra = {"buffer_depth": len(self._events), "events_dropped": self.dropped,
-                     "mqtt_connected": self.connected}
-            if self.connected:
-                self.client.publish(f"{self.base}/stats", encode({**payload, **extra}), qos=0)
+        now = time.monotonic()
+        if self.connected and now >= self._next_stats:  # the pipeline may tick faster for the page
+            self._next_stats = now + self.cfg.stats_interval_s - 0.05
+            self.client.publish(f"{self.base}/stats", encode(payload), qos=0)

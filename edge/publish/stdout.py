@@ -55,5 +55,11 @@ class StdoutPublisher:
     def image(self, jpeg: bytes) -> None:
         pass
 
+    def frame(self, image, state) -> None:
+        pass
+
+    def status(self) -> dict:
+        return {}
+
     def close(self) -> None:
         pass

@@ -1,0 +1,323 @@
+"""The local page and HTTP API, served by aiohttp on its own thread and event loop.
+
+- `GET /` the live page (`/?kiosk` its full-screen view), `GET /healthz`;
+- `GET /api/state`, `GET /api/stats`: the MQTT state and stats payloads (same schemas);
+- `GET /api/events`: Server-Sent Events of every event, state and stats message;
+- `GET /stream.mjpg`: the annotated preview (MJPEG), only with the preview on;
+- `POST /predict`: a photo in (raw body or a multipart field), its faces and emotions out.
+
+The frame loop never waits on a client: it hands over payloads and, only while someone watches the
+preview and at most `http.preview_fps` times a second, a reference to the frame. Annotation and
+JPEG encoding run in a worker thread; every client has a small bounded queue, and one that falls
+behind or stops reading is dropped, so a stalled client can neither slow the loop nor grow memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hmac
+import json
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from aiohttp import web
+
+from edge import __version__
+from edge.annotate import annotate, to_jpeg
+from edge.config import Config
+from edge.publish import HTTPServerError
+from edge.records import State
+
+log = logging.getLogger("fer-edge.http")
+
+PAGE = Path(__file__).resolve().parent.parent / "web" / "index.html"
+SSE_QUEUE = 256  # messages a slow event-stream client may lag behind before it is dropped
+STALL_S = 10.0  # a client that accepts no bytes for this long is dropped
+HEARTBEAT_S = 15.0
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+@dataclass(eq=False)  # hashable by identity: kept in a set
+class _Listener:
+    """One event-stream client: its bounded queue, and whether it fell too far behind."""
+
+    queue: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(SSE_QUEUE))
+    dropped: bool = False
+
+
+class HTTPPublisher:
+    def __init__(self, cfg: Config, labels: tuple[str, ...], predictor: Callable[[], object] | None = None):
+        self.cfg, self.http, self.labels = cfg, cfg.http, labels
+        self._token = self.http.token()
+        self._predictor_factory = predictor
+        self._predictor = None
+        self._predict_lock = threading.Lock()
+        self._state: dict | None = None
+        self._stats: dict | None = None
+        self._sse: set[_Listener] = set()
+        self._previews: set[asyncio.Queue] = set()
+        self._clients = 0
+        self.preview_watchers = 0  # read by the frame loop: frames are offered only while > 0
+        self._next_frame = 0.0
+        self._latest: tuple[np.ndarray, State] | None = None
+        self._loop = asyncio.new_event_loop()
+        self._frame_ready: asyncio.Event | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread = threading.Thread(target=self._loop.run_forever, name="http", daemon=True)
+        self.started = time.monotonic()
+
+    # -- lifecycle (frame-loop thread) -------------------------------------------------------
+    def start(self) -> None:
+        """Bind and serve; HTTPServerError if the address cannot be used."""
+        self._thread.start()
+        try:
+            asyncio.run_coroutine_threadsafe(self._serve(), self._loop).result(timeout=10)
+        except OSError as e:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            raise HTTPServerError(f"http: cannot listen on {self.http.host}:{self.http.port}: "
+                                  f"{e.strerror or e} (set http.port, or http.enabled: false)") from None
+        where = f"http://{'127.0.0.1' if self.http.host in ('0.0.0.0', '::') else self.http.host}:{self.http.port}/"
+        log.info("page at %s%s", where, "" if self.http.preview_on else " (preview off)")
+
+    def close(self) -> None:
+        if not self._thread.is_alive():
+            return
+        if self._runner is not None:
+            fut = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop)
+            try:
+                fut.result(timeout=3)
+            except Exception as e:  # closing must not fail the daemon's shutdown
+                log.debug("http cleanup: %s", e)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=3)
+
+    # -- publisher interface (frame-loop thread; never blocks) --------------------------------
+    def event(self, payload: dict) -> None:
+        self._broadcast("event", payload)
+
+    def state(self, payload: dict) -> None:
+        self._state = payload
+        self._broadcast("state", payload)
+
+    def stats(self, payload: dict) -> None:
+        self._stats = payload
+        self._broadcast("stats", payload)
+
+    def image(self, jpeg: bytes) -> None:
+        pass
+
+    def status(self) -> dict:
+        return {}
+
+    def frame(self, image: np.ndarray, state: State) -> None:
+        """Offer the current frame for the preview: kept (by reference) only if someone watches and a frame is due."""
+        if not self.preview_watchers:
+            return
+        now = time.monotonic()
+        if now < self._next_frame:
+            return
+        self._next_frame = now + 1 / self.http.preview_fps
+        self._latest = (image, state)
+        if self._frame_ready is not None:
+            self._loop.call_soon_threadsafe(self._frame_ready.set)
+
+    def _broadcast(self, kind: str, payload: dict) -> None:
+        if self._sse:
+            message = f"event: {kind}\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
+            self._loop.call_soon_threadsafe(self._fan_out, message)
+
+    # -- server (its own thread) --------------------------------------------------------------
+    def _fan_out(self, message: bytes) -> None:
+        for listener in list(self._sse):
+            try:
+                listener.queue.put_nowait(message)
+            except asyncio.QueueFull:  # it fell too far behind: drop it
+                listener.dropped = True
+                self._sse.discard(listener)
+                log.info("event-stream client dropped: %d messages behind", SSE_QUEUE)
+
+    async def _serve(self) -> None:
+        app = web.Application(middlewares=[self._errors, self._auth],
+                              client_max_size=int(self.http.max_upload_mb * 2**20))
+        app.router.add_get("/", self._page)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/api/state", self._api_state)
+        app.router.add_get("/api/stats", self._api_stats)
+        app.router.add_get("/api/events", self._events)
+        app.router.add_get("/stream.mjpg", self._stream)
+        app.router.add_post("/predict", self._predict)
+        self._frame_ready = asyncio.Event()
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.http.host, self.http.port, reuse_address=True).start()
+        self._loop.create_task(self._encode_previews())
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Callable[[web.Request], Awaitable]) -> web.StreamResponse:
+        """Every failure is a JSON error with the right status, never a traceback or an HTML page."""
+        try:
+            return await handler(request)
+        except web.HTTPRequestEntityTooLarge:
+            return _error(413, f"upload larger than http.max_upload_mb ({self.http.max_upload_mb:g} MB)")
+        except web.HTTPException as e:
+            if e.status < 400:
+                raise
+            return _error(e.status, e.reason)
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception as e:  # a bug: say so in one line, keep serving
+            log.error("http %s %s: %s: %s", request.method, request.path, type(e).__name__, e)
+            return _error(500, f"internal error: {type(e).__name__}")
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Callable[[web.Request], Awaitable]) -> web.StreamResponse:
+        if self._token is not None:
+            header = request.headers.get("Authorization", "")
+            given = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else request.query.get("token", "")
+            if not hmac.compare_digest(given.encode(), self._token.encode()):
+                return _error(401, "missing or wrong token (Authorization: Bearer TOKEN, or ?token=TOKEN)")
+        return await handler(request)
+
+    async def _page(self, request: web.Request) -> web.Response:
+        return web.Response(body=PAGE.read_bytes(), content_type="text/html", charset="utf-8",
+                            headers={"Cache-Control": "no-cache"})
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        camera = (self._state or {}).get("camera", "ok")
+        return web.json_response({"status": "ok", "camera": camera, "preview": self.http.preview_on,
+                                  "device_id": self.cfg.mqtt.device_id, "labels": list(self.labels),
+                                  "version": __version__, "uptime_s": round(time.monotonic() - self.started, 1)})
+
+    async def _api_state(self, request: web.Request) -> web.Response:
+        if self._state is None:
+            return _error(503, "no frame processed yet")
+        return web.json_response(self._state)
+
+    async def _api_stats(self, request: web.Request) -> web.Response:
+        if self._stats is None:
+            return _error(503, "no stats yet")
+        return web.json_response(self._stats)
+
+    def _admit(self) -> web.Response | None:
+        if self._clients >= self.http.max_clients:
+            return _error(503, f"too many streaming clients (http.max_clients {self.http.max_clients})")
+        return None
+
+    async def _write(self, resp: web.StreamResponse, data: bytes) -> None:
+        await asyncio.wait_for(resp.write(data), STALL_S)
+
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        refused = self._admit()
+        if refused:
+            return refused
+        listener = _Listener()
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                                           "X-Accel-Buffering": "no"})
+        self._clients += 1
+        try:
+            await resp.prepare(request)
+            await self._write(resp, b"retry: 2000\n\n")
+            for kind, payload in (("state", self._state), ("stats", self._stats)):  # where things stand
+                if payload is not None:
+                    await self._write(resp, f"event: {kind}\ndata: {json.dumps(payload)}\n\n".encode())
+            self._sse.add(listener)
+            while not listener.dropped:
+                try:
+                    message = await asyncio.wait_for(listener.queue.get(), HEARTBEAT_S)
+                except asyncio.TimeoutError:
+                    message = b": keep-alive\n\n"
+                await self._write(resp, message)
+        except (ConnectionResetError, asyncio.TimeoutError):
+            pass
+        finally:
+            self._sse.discard(listener)
+            self._clients -= 1
+        return resp
+
+    async def _stream(self, request: web.Request) -> web.StreamResponse:
+        if not self.http.preview_on:
+            return _error(404, "the preview is off (http.preview: true turns it on)")
+        refused = self._admit()
+        if refused:
+            return refused
+        q: asyncio.Queue = asyncio.Queue(2)
+        resp = web.StreamResponse(headers={"Content-Type": "multipart/x-mixed-replace; boundary=frame",
+                                           "Cache-Control": "no-cache"})
+        self._clients += 1
+        self._previews.add(q)
+        self.preview_watchers += 1
+        try:
+            await resp.prepare(request)
+            while True:
+                jpeg = await q.get()
+                await self._write(resp, b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n"
+                                  % (len(jpeg), jpeg))
+        except (ConnectionResetError, asyncio.TimeoutError):
+            pass
+        finally:
+            self._previews.discard(q)
+            self.preview_watchers -= 1
+            self._clients -= 1
+        return resp
+
+    async def _encode_previews(self) -> None:
+        """Annotate and encode the latest offered frame in a worker thread; each viewer keeps at most two."""
+        assert self._frame_ready is not None
+        while True:
+            await self._frame_ready.wait()
+            self._frame_ready.clear()
+            latest, self._latest = self._latest, None
+            if latest is None or not self._previews:
+                continue
+            image, state = latest
+            jpeg = await self._loop.run_in_executor(
+                None, lambda: to_jpeg(annotate(image, state, self.labels, self.http.preview_width)))
+            for q in list(self._previews):
+                if q.full():
+                    q.get_nowait()  # a slow viewer skips frames instead of queueing them
+                q.put_nowait(jpeg)
+
+    async def _predict(self, request: web.Request) -> web.Response:
+        if request.content_type.startswith("multipart/"):
+            body = b""
+            async for part in await request.multipart():
+                if part.filename or part.name in ("image", "file", "photo"):
+                    body = await part.read(decode=False)
+                    break
+            if not body:
+                return _error(400, "no image in the form (send it as a file field, e.g. 'image')")
+        else:
+            body = await request.read()
+        if not body:
+            return _error(400, "empty body: POST the photo itself, or a multipart form with the photo")
+        image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
+        if image is None:
+            return _error(415, "not an image OpenCV can read (JPEG, PNG, BMP, WebP, TIFF ...)")
+        faces, annotated = await self._loop.run_in_executor(None, self._predict_image, image)
+        if not faces:
+            return web.json_response({"error": "no face found in the image", "faces": []}, status=422)
+        if request.query.get("format") == "jpeg":
+            return web.Response(body=annotated, content_type="image/jpeg")
+        return web.json_response({"faces": faces, "image_jpeg_b64": base64.b64encode(annotated).decode()})
+
+    def _predict_image(self, image: np.ndarray) -> tuple[list[dict], bytes]:
+        """Run in a worker thread, on an interpreter of its own (the frame loop's is not shared)."""
+        from edge.predict import annotate as draw, predict_faces
+
+        with self._predict_lock:
+            if self._predictor is None:
+                self._predictor = self._predictor_factory() if self._predictor_factory else None
+            classifier, detector = self._predictor
+            gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+            faces = predict_faces(gray, classifier, detector, self.cfg.detector.crop_margin)
+        return faces, to_jpeg(draw(image, faces), 85)
