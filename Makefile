@@ -5,7 +5,7 @@ SOURCE ?=
 DATA ?= ../shared/data/fer2013
 RUN ?= runs/compact
 
-.PHONY: run test benchmark train quantize mosquitto clean
+.PHONY: run test benchmark train quantize system-packages clean
 
 $(VENV)/.edge: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -23,11 +23,14 @@ run: $(VENV)/.edge  ## the daemon on camera 0, or SOURCE=clip/URL; events on the
 benchmark: $(VENV)/.edge  ## on SOURCE, or on a generated clip of a drawn face
 	$(VENV)/bin/fer-edge --benchmark $(if $(SOURCE),--source "$(SOURCE)") $(ARGS)
 
-mosquitto:  ## the broker the MQTT tests start on a free loopback port
-	command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null; }
+system-packages:  ## Debian's mosquitto (the MQTT tests' broker) and chromium (the page test's browser)
+	@missing=""; \
+	command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || missing="mosquitto"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then echo "installing$$missing"; apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
-test: $(VENV)/.dev mosquitto
+test: $(VENV)/.dev system-packages
 	$(PY) -m pytest -q $(ARGS)
 
 train: $(VENV)/.dev  ## the shipped model's recipe (resumable: re-run to continue)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import socket
 import tempfile
 import threading
 import time
@@ -66,8 +68,39 @@ class RssSampler:
                 "rss_growth_mb_after_warmup": round(end - self.warm, 1) if self.warm is not None else None}
 
 
-def run_benchmark(opts: RunOptions) -> dict:
+class PreviewWatcher(threading.Thread):
+    """A client of the page's preview stream for the whole run: counts the JPEG frames it receives."""
+
+    def __init__(self, port: int):
+        super().__init__(name="preview-watcher", daemon=True)
+        self.port, self.frames, self.stop = port, 0, threading.Event()
+
+    def run(self) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        conn.request("GET", "/stream.mjpg")
+        resp = conn.getresponse()
+        while not self.stop.is_set():
+            line = resp.fp.readline()
+            if not line:
+                break
+            if line.lower().startswith(b"content-length:"):
+                resp.fp.readline()
+                resp.fp.read(int(line.split(b":")[1]))
+                self.frames += 1
+        conn.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_benchmark(opts: RunOptions, watch: bool = False) -> dict:
     overrides = {"pacer.fps": DEFAULT_FPS, **opts.overrides}
+    if watch:  # the page's server on a free loopback port, with its preview on
+        overrides.update({"http.enabled": True, "http.host": "127.0.0.1", "http.port": free_port(),
+                          "http.preview": True})
     tmp = None
     if "source.uri" not in overrides:
         tmp = tempfile.TemporaryDirectory()
@@ -77,24 +110,34 @@ def run_benchmark(opts: RunOptions) -> dict:
     cfg = resolve_config(RunOptions(opts.config_path, overrides))
     classifier = Classifier(cfg.model.path, num_threads=cfg.model.num_threads)
     grabber = Grabber(open_source(cfg.source), realtime=cfg.source.realtime, backoff=cfg.source.reopen_backoff_s)
-    publishers = make_publishers(cfg, print_events=False, labels=classifier.labels)
+    publishers = make_publishers(cfg, print_events=False, labels=classifier.labels, http=watch)
     pipeline = Pipeline(cfg, grabber, FaceDetector(cfg.detector), classifier, publishers)
     rss = RssSampler()
     for p in publishers:
         p.start()
+    watcher = PreviewWatcher(cfg.http.port) if watch else None
+    if watcher:
+        watcher.start()
     grabber.start()
+    t0 = time.monotonic()
     try:
         ended = pipeline.run(threading.Event(), opts.max_frames,
                              opts.duration or (None if opts.max_frames else DEFAULT_SECONDS), rss.tick)
+        snapshot = pipeline.snapshot()  # before the shutdown, which is not part of the run
     finally:
+        if watcher:
+            watcher.stop.set()
         grabber.stop()
         for p in publishers:
             p.close()
         if tmp:
             tmp.cleanup()
     result = {"source": "synthetic (one drawn face)" if tmp else cfg.source.uri, "ended": ended,
-              "model": str(cfg.model.path), **pipeline.snapshot()}
+              "model": str(cfg.model.path), **snapshot}
     result.update(rss.summary(result["rss_mb"]))
+    if watcher:
+        result["preview_frames"] = watcher.frames
+        result["preview_fps"] = round(watcher.frames / (time.monotonic() - t0), 2)
     threads = os.cpu_count() or 1
     result["interpreter_ms_1face_1thread"] = interpreter_latency(cfg.model.path, 1)
     result[f"interpreter_ms_1face_{threads}threads"] = interpreter_latency(cfg.model.path, threads)
@@ -127,12 +170,15 @@ def table(r: dict) -> str:
               f"after the first {RssSampler.WARMUP_S:.0f} s {_or_na(r['rss_growth_mb_after_warmup'])})",
               "interpreter alone: " + ", ".join(f"{k.removeprefix('interpreter_ms_')} {v} ms"
                                                 for k, v in r.items() if k.startswith("interpreter_ms_"))]
+    if "preview_fps" in r:
+        lines.append(f"a client watched the preview: {r['preview_frames']} frames, {r['preview_fps']} FPS "
+                     f"(http.preview_fps caps it)")
     if r["source"].startswith("synthetic"):
         lines.append("note: the synthetic clip shows one drawn face; pass --source CLIP for a camera's or a real clip's numbers")
     return "\n".join(lines)
 
 
-def benchmark(opts: RunOptions, as_json: bool = False) -> int:
-    result = run_benchmark(opts)
+def benchmark(opts: RunOptions, as_json: bool = False, watch: bool = False) -> int:
+    result = run_benchmark(opts, watch)
     print(json.dumps(result) if as_json else table(result))
     return 0

@@ -19,6 +19,7 @@ EXAMPLE = """examples:
   fer-edge predict face.jpg --out annotated.jpg
   fer-edge predict --whole faces/                    one JSON line per pre-cropped face image
   fer-edge --benchmark --source clip.mp4 --json
+  fer-edge --benchmark --watch                       the same with a client watching the preview
   sudo fer-edge install-service"""
 
 
@@ -40,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--check-config", action="store_true", help="validate the config and exit")
     p.add_argument("--benchmark", action="store_true", help="measure per-stage latency on --source (default: a generated clip of a drawn face) and exit")
     p.add_argument("--json", action="store_true", help="with --benchmark: one JSON object instead of a table")
+    p.add_argument("--watch", action="store_true", help="with --benchmark: a client watches the page's preview throughout")
     sub = p.add_subparsers(dest="command")
     pr = sub.add_parser("predict", help="emotions of the faces in still images")
     pr.add_argument("images", nargs="+", type=Path, help="image files, or folders searched for them")
@@ -97,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             return install_service(args.root, enable=not args.no_enable)
         if args.benchmark:
             from edge.benchmark import benchmark
-            return benchmark(opts, as_json=args.json)
+            return benchmark(opts, as_json=args.json, watch=args.watch)
         return Daemon(opts).run()
     except SETUP_ERRORS as e:
         print(f"fer-edge: error: {e}", file=sys.stderr)

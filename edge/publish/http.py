@@ -73,6 +73,7 @@ class HTTPPublisher:
         self._loop = asyncio.new_event_loop()
         self._frame_ready: asyncio.Event | None = None
         self._runner: web.AppRunner | None = None
+        self._encoder: asyncio.Task | None = None
         self._thread = threading.Thread(target=self._loop.run_forever, name="http", daemon=True)
         self.started = time.monotonic()
 
@@ -90,16 +91,31 @@ class HTTPPublisher:
         log.info("page at %s%s", where, "" if self.http.preview_on else " (preview off)")
 
     def close(self) -> None:
+        """End the streams, stop serving and the server's thread (about a second at most)."""
         if not self._thread.is_alive():
             return
         if self._runner is not None:
-            fut = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop)
+            fut = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
             try:
                 fut.result(timeout=3)
             except Exception as e:  # closing must not fail the daemon's shutdown
                 log.debug("http cleanup: %s", e)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=3)
+
+    async def _shutdown(self) -> None:
+        for listener in self._sse:
+            listener.dropped = True
+            if not listener.queue.full():
+                listener.queue.put_nowait(b": closing\n\n")  # wakes its handler to see `dropped`
+        for q in self._previews:
+            if q.full():
+                q.get_nowait()
+            q.put_nowait(None)
+        if self._encoder is not None:
+            self._encoder.cancel()
+        assert self._runner is not None
+        await self._runner.cleanup()
 
     # -- publisher interface (frame-loop thread; never blocks) --------------------------------
     def event(self, payload: dict) -> None:
@@ -126,7 +142,8 @@ class HTTPPublisher:
         now = time.monotonic()
         if now < self._next_frame:
             return
-        self._next_frame = now + 1 / self.http.preview_fps
+        period = 1 / self.http.preview_fps
+        self._next_frame = max(self._next_frame + period, now - period)  # on schedule, not drifting late
         self._latest = (image, state)
         if self._frame_ready is not None:
             self._loop.call_soon_threadsafe(self._frame_ready.set)
@@ -157,10 +174,10 @@ class HTTPPublisher:
         app.router.add_get("/stream.mjpg", self._stream)
         app.router.add_post("/predict", self._predict)
         self._frame_ready = asyncio.Event()
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.http.host, self.http.port, reuse_address=True).start()
-        self._loop.create_task(self._encode_previews())
+        self._encoder = self._loop.create_task(self._encode_previews())
 
     @web.middleware
     async def _errors(self, request: web.Request, handler: Callable[[web.Request], Awaitable]) -> web.StreamResponse:
@@ -258,8 +275,7 @@ class HTTPPublisher:
         self.preview_watchers += 1
         try:
             await resp.prepare(request)
-            while True:
-                jpeg = await q.get()
+            while (jpeg := await q.get()) is not None:
                 await self._write(resp, b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n"
                                   % (len(jpeg), jpeg))
         except (ConnectionResetError, asyncio.TimeoutError):

@@ -1,0 +1,51 @@
+"""The live page in a real browser: Debian's chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from tests.test_http import Daemon
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM:
+        pytest.skip("chromium not installed (make test installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+def test_page_shows_the_emotion_and_preview_and_reads_a_dropped_photo(browser, tmp_path, face_clip, face_image):
+    d = Daemon(tmp_path, face_clip)
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(d.base + "/")
+        page.wait_for_function("document.getElementById('dominant').textContent !== 'waiting…'", timeout=20000)
+        seen = {page.text_content("#dominant")}
+        page.wait_for_function(  # the drawn face turns from tense to calm: the page follows
+            f"!{sorted(seen)!r}.includes(document.getElementById('dominant').textContent)", timeout=20000)
+        assert page.text_content("#dominant") in ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+        assert "face" in page.text_content("#faces-count")
+        page.wait_for_function("document.getElementById('preview').naturalWidth > 0", timeout=20000)
+        page.wait_for_function("document.querySelectorAll('#stats .stat').length === 6", timeout=20000)
+        page.wait_for_timeout(1500)  # a timeline tick
+        page.set_input_files("#file", str(face_image))  # what the drop zone's file picker does
+        page.wait_for_selector("#result img", timeout=20000)
+        assert "Face 1:" in page.text_content("#result")
+        page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+
+        kiosk = browser.new_page(viewport={"width": 1280, "height": 720})
+        kiosk.goto(d.base + "/?kiosk")
+        kiosk.wait_for_function("document.getElementById('k-emotion').textContent !== 'waiting'", timeout=20000)
+        assert kiosk.is_visible("#k-emotion") and not kiosk.is_visible("#drop")  # no controls
+        kiosk.screenshot(path=str(tmp_path / "kiosk.png"))
+        assert (tmp_path / "page.png").stat().st_size > 10_000
+    finally:
+        d.stop()
