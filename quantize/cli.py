@@ -22,7 +22,9 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fer-quantize", description=__doc__,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                                 epilog="example: fer-quantize runs/compact --out models/fer_int8.tflite")
-    p.add_argument("model", help="fer-train run folder (uses best.keras) or a .keras file")
+    p.add_argument("model", help="fer-train run folder (uses best.keras) or a .keras file; with --score, a .tflite")
+    p.add_argument("--score", action="store_true",
+                   help="only score an int8 .tflite (and its card) on the three test sets, as the edge runs it")
     p.add_argument("--data", default=DEFAULT_DATA, help="FER-2013 folder root or fer2013.csv")
     p.add_argument("--out", default="models/fer_int8.tflite", help="output .tflite (card written beside it)")
     p.add_argument("--calibration", type=int, default=1000, help="representative training images")
@@ -43,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     from trainer.data import DataError
 
     try:
+        if args.score:
+            print(json.dumps(score(args), indent=2))
+            return 0
         card = quantize(args, "fer-quantize " + shlex.join(sys.argv[1:] if argv is None else argv))
     except (QuantizeError, DataError) as e:
         print(f"fer-quantize: error: {e}", file=sys.stderr)
@@ -52,6 +57,35 @@ def main(argv: list[str] | None = None) -> int:
                        for name, t in m["test_sets"].items())
     print(f"{args.out}: {card['bytes']:,} bytes; {scores}; top-1 agreement {m['int8_float_agreement']:.4f}")
     return 0
+
+
+def int8_scores(clf, benches: list) -> dict:
+    """Accuracy and per-class recall of an edge Classifier on each test set."""
+    from trainer.metrics import classification_report
+
+    out = {}
+    for bench in benches:
+        pred = np.concatenate([clf.logits(bench.x[i:i + 256]).argmax(1) for i in range(0, len(bench.y), 256)])
+        report = classification_report(bench.y, pred)
+        out[bench.name] = {"title": bench.title, "images": len(bench.y), "excluded": bench.excluded,
+                           "int8_accuracy": round(report["accuracy"], 4),
+                           "int8_per_class_recall": {k: v["recall"] for k, v in report["per_class"].items()}}
+    return out
+
+
+def score(args: argparse.Namespace) -> dict:
+    """The three test sets' numbers for a shipped .tflite, read through the edge runtime."""
+    from edge.classifier import Classifier, ModelError
+    from quantize.convert import QuantizeError
+    from trainer.benchmarks import all_benchmarks
+    from trainer.data import load_split
+
+    try:
+        clf = Classifier(Path(args.model), num_threads=1)
+    except ModelError as e:
+        raise QuantizeError(str(e)) from None
+    test = load_split(Path(args.data), "test", Path(args.cache_dir))
+    return int8_scores(clf, all_benchmarks(test, args.ferplus_votes, args.diffusionfer))
 
 
 def quantize(args: argparse.Namespace, command: str) -> dict:
@@ -84,20 +118,15 @@ def quantize(args: argparse.Namespace, command: str) -> dict:
     card_path.write_text(json.dumps(card))  # minimal card so the edge runtime can load it
 
     clf = Classifier(out, card_path, num_threads=1)
-    test_sets = {}
-    for bench in all_benchmarks(test, args.ferplus_votes, args.diffusionfer):
-        float_pred = predict_logits(model, bench.x).argmax(1)
-        int8_pred = np.concatenate([clf.logits(bench.x[i:i + 256]).argmax(1) for i in range(0, len(bench.y), 256)])
-        test_sets[bench.name] = {
-            "title": bench.title, "images": len(bench.y), "excluded": bench.excluded,
-            "float_accuracy": round(float(np.mean(float_pred == bench.y)), 4),
-            "int8_accuracy": round(float(np.mean(int8_pred == bench.y)), 4),
-            "int8_per_class_recall": {k: v["recall"] for k, v in
-                                      classification_report(bench.y, int8_pred)["per_class"].items()}}
-        if bench.name == "fer2013":
-            float_report = classification_report(bench.y, float_pred)
-            int8_report = classification_report(bench.y, int8_pred)
-            agreement = float(np.mean(float_pred == int8_pred))
+    benches = all_benchmarks(test, args.ferplus_votes, args.diffusionfer)
+    test_sets = int8_scores(clf, benches)
+    for bench in benches:
+        test_sets[bench.name]["float_accuracy"] = round(float(np.mean(predict_logits(model, bench.x).argmax(1) == bench.y)), 4)
+    float_pred = predict_logits(model, test.x).argmax(1)
+    int8_pred = np.concatenate([clf.logits(test.x[i:i + 256]).argmax(1) for i in range(0, len(test), 256)])
+    float_report = classification_report(test.y, float_pred)
+    int8_report = classification_report(test.y, int8_pred)
+    agreement = float(np.mean(float_pred == int8_pred))
     latency = clf.latency_ms(test.x[:1], runs=300)
 
     inp, outp = clf.tensor_details

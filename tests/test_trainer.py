@@ -233,6 +233,12 @@ def test_quantize_writes_int8_model_and_card(trained, folders, test_sets, tmp_pa
     assert card["quantize"]["command"].startswith("fer-quantize ")
     assert card["data"]["train_checksum"].startswith("sha256:")
 
+    capfd.readouterr()
+    assert quant_cli.main([str(out), "--score", "--data", str(folders), *test_sets]) == 0  # the shipped file alone
+    scores = json.loads(capfd.readouterr().out)
+    assert {k: v["int8_accuracy"] for k, v in scores.items()} == {k: v["int8_accuracy"] for k, v in m["test_sets"].items()}
+    assert quant_cli.main([str(tmp_path / "none.tflite"), "--score", "--data", str(folders)]) == 2
+
     from edge.classifier import Classifier  # the edge runtime loads and runs it
     probs = Classifier(out).classify(fake_faces(5, 9)[0])
     assert probs.shape == (5, 7) and np.allclose(probs.sum(1), 1, atol=1e-5)
