@@ -20,6 +20,7 @@ EXAMPLE = """examples:
   fer-edge predict --whole faces/                    one JSON line per pre-cropped face image
   fer-edge --benchmark --source clip.mp4 --json
   fer-edge --benchmark --watch                       the same with a client watching the preview
+  fer-edge doctor                                    one line per check, with a fix
   sudo fer-edge install-service"""
 
 
@@ -48,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--out", type=Path, help="annotated copy (one image) or folder (several)")
     pr.add_argument("--whole", action="store_true",
                     help="each image is one face crop (e.g. an aligned-face dataset): no face detection")
+    doc = sub.add_parser("doctor", help="check camera, model, Haar file, config, broker, port, temperature and memory")
+    for flag in ("--config", "--source"):  # also after the subcommand: `fer-edge doctor --config X`
+        doc.add_argument(flag, type=Path if flag == "--config" else str, default=argparse.SUPPRESS)
     ins = sub.add_parser("install-service", help="install the systemd unit and default config (root)")
     ins.add_argument("--root", type=Path, default=Path("/"), help="install under this root (for packaging)")
     ins.add_argument("--no-enable", action="store_true", help="do not run systemctl enable --now")
@@ -94,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "predict":
             from edge.predict import predict_images
             return predict_images(resolve_config(opts), args.images, args.out, args.whole)
+        if args.command == "doctor":
+            from edge.doctor import doctor
+            return doctor(opts)
         if args.command == "install-service":
             from edge.install import install_service
             return install_service(args.root, enable=not args.no_enable)

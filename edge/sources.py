@@ -22,7 +22,10 @@ log = logging.getLogger(__name__)
 # OpenCV's and FFmpeg's own warnings ("can't open camera by index", stream timeouts) would bury
 # the one-line errors below; OPENCV_FFMPEG_LOGLEVEL set in the environment still wins.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "0")
-cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+if hasattr(cv2, "utils") and hasattr(cv2.utils, "logging"):  # OpenCV >= 4.13
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+else:  # up to 4.12 (gone in 4.14)
+    cv2.setLogLevel(2)  # LOG_LEVEL_ERROR
 
 
 class SourceError(Exception):
@@ -116,6 +119,10 @@ class Picamera2Source:
         except ImportError:
             raise SourceError("picamera2 is not installed: apt install python3-picamera2 and use a venv "
                               "with --system-site-packages") from None
+        except Exception as e:  # e.g. "numpy.dtype size changed": a venv numpy other than Debian's
+            raise SourceError(f"picamera2 cannot be imported ({type(e).__name__}: {str(e).splitlines()[0]}); "
+                              "the venv's numpy must be the one Debian built picamera2 for: "
+                              "pip install 'fer-edge[pi]' pins it (README, On a Raspberry Pi)") from None
         try:
             cam = Picamera2()
             w, h = self.size

@@ -457,3 +457,19 @@ def test_benchmark_without_a_source_times_every_stage_on_a_drawn_face():
     assert result["source"] == "synthetic (one drawn face)" and result["frames"] == 90
     assert result["frames_with_faces"] > 0.9 and result["faces_per_frame"] > 0.9 and result["events"] >= 1
     assert result["classify_ms_per_face_p50"] > 0 and result["latency_ms_p95"] > 0
+
+
+def test_a_picamera2_that_fails_to_import_is_one_clear_error(monkeypatch):
+    """What a venv numpy other than Debian's does to apt's picamera2: a ValueError at import."""
+    import importlib.abc
+
+    class BrokenPicamera2(importlib.abc.MetaPathFinder):  # the picamera2 import boundary
+        def find_spec(self, name, path=None, target=None):
+            if name == "picamera2":
+                raise ValueError("numpy.dtype size changed, may indicate binary incompatibility. Expected 96")
+            return None
+
+    monkeypatch.delitem(sys.modules, "picamera2", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [BrokenPicamera2(), *sys.meta_path])
+    with pytest.raises(SourceError, match=r"picamera2 cannot be imported \(ValueError: numpy.dtype size changed.*fer-edge\[pi\]"):
+        open_source(SourceConfig(uri="picamera"))

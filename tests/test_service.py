@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import FER_EDGE, REPO, start_fer_edge
+from tests.conftest import FER_EDGE, REPO, free_port, start_fer_edge
 
 
 @pytest.fixture
@@ -111,3 +111,26 @@ def test_install_service_into_a_root(tmp_path):
     config = tmp_path / "etc/fer-edge/config.yaml"
     assert "path: /usr/local/share/fer-edge/fer_int8.tflite" in config.read_text()
     assert (tmp_path / "usr/local/share/fer-edge/fer_int8.json").is_file()
+
+
+def test_doctor_passes_with_a_real_broker_and_clip_and_names_each_fix(broker, face_clip, tmp_path):
+    cfg = tmp_path / "ok.yaml"
+    cfg.write_text(yaml.safe_dump({"mqtt": {"enabled": True, "host": "127.0.0.1", "port": broker.port},
+                                   "http": {"port": free_port()}}))
+    r = subprocess.run([*FER_EDGE, "doctor", "--config", str(cfg), "--source", str(face_clip)], cwd=REPO,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    assert [line.split()[1] for line in lines[:-1]] == ["config", "model", "haar", "camera", "mqtt", "http", "thermal",
+                                                       "memory"]
+    assert all(line.startswith(("ok", "warn")) for line in lines[:-1]) and lines[-1] == "all checks passed"
+    assert f"127.0.0.1:{broker.port} accepted anonymous" in r.stdout
+
+    broker.stop()  # now the broker is gone, and so is the camera
+    r = subprocess.run([*FER_EDGE, "doctor", "--config", str(cfg), "--source", "/dev/video99"], cwd=REPO,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and r.stdout.splitlines()[-1] == "2 check(s) failed"
+    failed = [line for line in r.stdout.splitlines() if line.startswith("FAIL")]
+    assert [line.split()[1] for line in failed] == ["camera", "mqtt"]
+    assert all("  -> " in line for line in failed)  # each with its fix, on its one line
+    assert "Traceback" not in r.stderr
