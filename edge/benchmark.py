@@ -42,7 +42,7 @@ def frame_interval(detector: FaceDetector, fps: float, size: tuple[int, int] = (
     def interval() -> None:
         if fps:
             time.sleep(1 / fps)
-        detector.find(frame, [], True)
+        detector.detect(frame)
 
     return interval
 
@@ -127,6 +127,7 @@ def run_benchmark(opts: RunOptions, watch: bool = False) -> dict:
     finally:
         if watcher:
             watcher.stop.set()
+        pipeline.close()
         grabber.stop()
         for p in publishers:
             p.close()
@@ -156,7 +157,8 @@ def table(r: dict) -> str:
     lines = [f"source: {r['source']} ({r['ended']}), model: {r['model']}",
              f"frames {r['frames']}, FPS target {r['fps_target'] or 'max'}: processed {r['fps_processed']}, "
              f"skipped {r['fps_skipped']} (pacer {r['frames_skipped']}, grabber {r['frames_dropped']})",
-             f"faces/frame {r['faces_per_frame']}, frames with a face detected {r['frames_with_faces']:.1%}, "
+             f"faces/frame {r['faces_per_frame']}, frames with a face detected {r['frames_with_faces']:.1%} "
+             f"(of those searched; {r['frames_coasted']} coasted), "
              f"tracked {r['frames_tracked']:.1%}, events {r['events']}, "
              f"first event {r['first_event_s']} s",
              "", f"{'stage':<10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"]
@@ -166,7 +168,9 @@ def table(r: dict) -> str:
     lines += ["",
               f"classify per face p50 {r['classify_ms_per_face_p50']} ms (of which crop and resize "
               f"{r['crop_ms_per_face_p50']} ms); capture->event latency p95 {r['latency_ms_p95']} ms",
-              f"CPU {r['cpu_percent']} %, RSS {r['rss_mb']} MB (peak {r['rss_mb_peak']}, growth {r['rss_growth_mb']}, "
+              f"CPU {r['cpu_percent']} % of a core: " + ", ".join(
+                  f"{k.removeprefix('cpu_pct_')} {v}" for k, v in r.items() if k.startswith("cpu_pct_")),
+              f"RSS {r['rss_mb']} MB (peak {r['rss_mb_peak']}, growth {r['rss_growth_mb']}, "
               f"after the first {RssSampler.WARMUP_S:.0f} s {_or_na(r['rss_growth_mb_after_warmup'])})",
               "interpreter alone: " + ", ".join(f"{k.removeprefix('interpreter_ms_')} {v} ms"
                                                 for k, v in r.items() if k.startswith("interpreter_ms_"))]

@@ -57,9 +57,10 @@ class DetectorConfig(_Section):
     scale_factor: float = Field(1.15, gt=1.0, le=2.0)
     min_neighbors: int = Field(5, ge=1, description="Haar confidence for full-frame detection (higher: fewer false faces)")
     roi_min_neighbors: int = Field(3, ge=1, description="Haar confidence for re-detection near a known face, where a false face is unlikely")
-    roi_margin: float = Field(0.5, ge=0.0, le=2.0, description="search margin around a known face for cheap re-detection, as a fraction of its size")
+    roi_margin: float = Field(0.35, ge=0.0, le=2.0, description="search margin around a known face for cheap re-detection, as a fraction of its size")
     crop_margin: float = Field(0.0, ge=0.0, le=0.5, description="margin added around the Haar box before the crop (the model expects none)")
-    full_every: int = Field(10, ge=1, description="at most this many frames between full-frame detections")
+    full_every: int = Field(10, ge=1, description="while faces are tracked, a full-frame search for new faces every this many frames")
+    redetect_every: int = Field(2, ge=1, le=10, description="known faces are re-detected (and classified) every this many processed frames; in between their tracks coast")
 
 
 class TrackerConfig(_Section):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from pathlib import Path
 
 import cv2
@@ -27,6 +30,9 @@ def iou(a: Box, b: Box) -> float:
     inter = iw * ih
     union = aw * ah + bw * bh - inter
     return inter / union if union else 0.0
+
+
+ROI_FACE_PX = 64  # re-detection searches a known face's region scaled so the face is this wide
 
 
 class FaceDetector:
@@ -60,7 +66,7 @@ class FaceDetector:
             m = int(max(w, h) * self.cfg.roi_margin)
             x0, y0 = max(0, x - m), max(0, y - m)
             x1, y1 = min(fw, x + w + m), min(fh, y + h + m)
-            scale = min(1.0, 96 / max(w, 1))  # search with the face about 96 px wide
+            scale = min(1.0, ROI_FACE_PX / max(w, 1))  # search with the face about ROI_FACE_PX wide
             roi = gray[y0:y1, x0:x1]
             for bx, by, bw, bh in self._run(roi, scale, self.cfg.roi_min_neighbors, int(w * 0.7), int(w * 1.4) + 1):
                 box = (bx + x0, by + y0, bw, bh)
@@ -68,8 +74,57 @@ class FaceDetector:
                     found.append(box)
         return found
 
-    def find(self, gray: np.ndarray, known: list[Box], full: bool) -> list[Box]:
-        """A frame's faces: the full search if `full`, plus re-detection of known faces it missed."""
-        found = self.detect(gray) if full else []
-        lost = [k for k in known if all(iou(k, f) < 0.3 for f in found)]
-        return found + [b for b in self.redetect(gray, lost) if all(iou(b, f) < 0.3 for f in found)]
+
+class BackgroundSearch:
+    """Full-frame searches on a thread of their own, so the frame loop keeps its rate while one runs
+    (OpenCV releases the GIL: on several cores it runs beside the loop, on one it shares the core
+    instead of stalling it). One search at a time; its result is picked up by a later frame."""
+
+    def __init__(self, detector: FaceDetector):
+        self.detector = detector  # its own cascade: OpenCV's CascadeClassifier is not shared across threads
+        self._cond = threading.Condition()
+        self._job: np.ndarray | None = None
+        self._result: list[Box] | None = None
+        self._busy = self._closed = False
+        self.cpu_s = 0.0  # the searches' CPU time
+        self._thread = threading.Thread(target=self._run, name="full-search", daemon=True)
+        self._thread.start()
+
+    def submit(self, gray: np.ndarray) -> bool:
+        """Start a search of `gray` unless one is running; False if it was busy."""
+        with self._cond:
+            if self._busy:
+                return False
+            self._job, self._busy = gray, True
+            self._cond.notify()
+            return True
+
+    def poll(self) -> list[Box] | None:
+        """The boxes of the last finished search, once; None while running or already taken."""
+        with self._cond:
+            result, self._result = self._result, None
+            return result
+
+    def close(self) -> None:
+        """Stop the thread, after the search it may be running (OpenCV must not be mid-call at exit)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        try:  # the frame loop comes first when they share a core (Linux: per-thread nice)
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        except (AttributeError, OSError):
+            pass
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._job is not None or self._closed)
+                if self._closed:
+                    return
+                gray, self._job = self._job, None
+            c0 = time.thread_time()
+            boxes = self.detector.detect(gray)
+            with self._cond:
+                self._result, self._busy = boxes, False
+                self.cpu_s += time.thread_time() - c0

@@ -12,7 +12,7 @@ import numpy as np
 from edge.annotate import annotate, to_jpeg
 from edge.classifier import Classifier, crop_faces
 from edge.config import Config
-from edge.detector import FaceDetector
+from edge.detector import BackgroundSearch, FaceDetector, iou
 from edge.pacer import Pacer
 from edge.publish import Publisher
 from edge.publish.payloads import event_payload, face_jpeg, state_payload
@@ -30,6 +30,7 @@ class Pipeline:
         self.cfg, self.grabber, self.detector, self.classifier = cfg, grabber, detector, classifier
         self.publishers = publishers
         self.tracker = Tracker(cfg.tracker, classifier.labels)
+        self.search = BackgroundSearch(FaceDetector(cfg.detector))  # a cascade of its own for its thread
         self.pacer = Pacer(cfg.pacer.fps, cfg.detector.full_every)
         self.stats = Stats()
         self.seq = 0
@@ -40,20 +41,33 @@ class Pipeline:
         self._next_stats = time.monotonic()  # the first right away: the page and /api/stats have something
 
     def process(self, frame: Frame) -> int:
-        """Run one frame through every stage; returns the number of faces found."""
-        t0 = time.perf_counter()
-        full = self.pacer.full_detection_due(bool(self.tracker.tracks))
-        boxes = self.detector.find(frame.image, self.tracker.boxes(), full)
-        if full:
-            self.pacer.record_full_cost(time.perf_counter() - t0)
-        t1 = time.perf_counter()
+        """Run one frame through every stage; returns the number of faces found (0 on a coasting frame,
+        where known faces keep their boxes and scores and only the publishers see the frame)."""
+        c0, t0 = time.thread_time(), time.perf_counter()
+        known = self.tracker.boxes()
+        full = self.pacer.full_detection_due(bool(known))
+        if not known:  # nobody tracked: search the whole frame now
+            boxes = self.detector.detect(frame.image) if full else []
+            if full:
+                self.pacer.record_full_cost(time.perf_counter() - t0)
+        else:  # tracked faces are re-detected nearby; new ones come from a search beside the loop
+            if full:
+                self.search.submit(frame.image)
+            new = [b for b in self.search.poll() or [] if all(iou(b, k) < 0.3 for k in known)]
+            if not new and not self.pacer.redetect_due(self.cfg.detector.redetect_every):
+                for p in self.publishers:
+                    p.frame(frame.image, self.tracker.state())
+                self.stats.frame_coasted(len(known), time.thread_time() - c0)
+                return 0
+            boxes = self.detector.redetect(frame.image, known + new)
+        c1, t1 = time.thread_time(), time.perf_counter()
         faces = crop_faces(frame.image, boxes, self.classifier.input_size, self.cfg.detector.crop_margin)
         t_crop = time.perf_counter()
         probs = self.classifier.classify(faces)
-        t2 = time.perf_counter()
+        c2, t2 = time.thread_time(), time.perf_counter()
         events = self.tracker.update(boxes, probs, frame.ts, frame.wall)
         state = self.tracker.state()
-        t3 = time.perf_counter()
+        c3, t3 = time.thread_time(), time.perf_counter()
         device = self.cfg.mqtt.device_id
         for event in events:
             self.seq += 1
@@ -67,9 +81,10 @@ class Pipeline:
         self._publish_state(state, frame.wall, frame.image)
         for p in self.publishers:
             p.frame(frame.image, state)
-        t4 = time.perf_counter()
-        for stage, seconds in (("detect", t1 - t0), ("classify", t2 - t1), ("track", t3 - t2), ("publish", t4 - t3)):
-            self.stats.add(stage, seconds)
+        c4, t4 = time.thread_time(), time.perf_counter()
+        for stage, seconds, cpu in (("detect", t1 - t0, c1 - c0), ("classify", t2 - t1, c2 - c1),
+                                    ("track", t3 - t2, c3 - c2), ("publish", t4 - t3, c4 - c3)):
+            self.stats.add(stage, seconds, cpu)
         self.stats.frame_done(len(boxes), len(self.tracker.tracks), t2 - t1, t_crop - t1)
         return len(boxes)
 
@@ -95,7 +110,8 @@ class Pipeline:
             self._publish_state(State(camera="lost"), time.time())
 
     def snapshot(self) -> dict:
-        snap = self.stats.snapshot(self.pacer.skipped, self.grabber.dropped, list(self.grabber.read_ms))
+        snap = self.stats.snapshot(self.pacer.skipped, self.grabber.dropped, list(self.grabber.read_ms),
+                                   self.grabber.cpu_s, self.search.cpu_s)
         snap["fps_target"] = self.cfg.pacer.fps
         snap["device_id"] = self.cfg.mqtt.device_id
         snap["cpu_temp_c"] = cpu_temperature()
@@ -105,6 +121,10 @@ class Pipeline:
         for p in self.publishers:
             snap.update(p.status())
         return snap
+
+    def close(self) -> None:
+        """Stop the pipeline's own thread (the background search); the grabber and publishers are the caller's."""
+        self.search.close()
 
     def run(self, stop: threading.Event, max_frames: int | None = None, duration: float | None = None,
             tick: Callable[[], None] | None = None) -> str:

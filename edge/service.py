@@ -98,6 +98,7 @@ class Daemon:
                 pipeline = self._reload(pipeline) or pipeline
         finally:
             self.notifier.stopping()
+            pipeline.close()
             pipeline.grabber.stop()
             for p in pipeline.publishers:
                 p.close()
@@ -158,12 +159,13 @@ class Daemon:
             return None
         logging.getLogger().setLevel(cfg.logging.level)
         publishers = pipeline.publishers
-        if cfg.mqtt != pipeline.cfg.mqtt:
+        if (cfg.mqtt, cfg.http) != (pipeline.cfg.mqtt, pipeline.cfg.http):
             for p in publishers:
                 p.close()
             publishers = make_publishers(cfg, self.opts.print_events, classifier.labels, self.stop.set)
             for p in publishers:
                 p.start()
+        pipeline.close()
         new = Pipeline(cfg, grabber, detector, classifier, publishers)
         new.seq = pipeline.seq
         log.info("config reloaded")

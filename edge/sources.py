@@ -193,6 +193,7 @@ class Grabber(threading.Thread):
         self.dropped = 0
         self.reconnects = 0
         self.read_ms: deque[float] = deque(maxlen=4096)  # time to read+decode each frame
+        self.cpu_s = 0.0  # this thread's CPU time (reading, decoding where the decoder has no threads of its own, converting)
 
     def run(self) -> None:
         period = 1.0 / self.source.fps if self.realtime and not self.source.live and self.source.fps else 0.0
@@ -202,13 +203,14 @@ class Grabber(threading.Thread):
                 delay = start + self.frames * period - time.monotonic()
                 if delay > 0 and self._halt.wait(delay):
                     break
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             image = self.source.read()
             if image is None:
                 if self.source.live and self._reopen():
                     continue
                 break
             self.read_ms.append((time.perf_counter() - t0) * 1000)
+            self.cpu_s += time.thread_time() - c0
             frame = Frame(image, self.frames, time.monotonic(), time.time())
             with self._cond:
                 if not self.realtime:

@@ -42,20 +42,23 @@ class Stats:
     def __init__(self, window: int = 4096):
         self.started = time.monotonic()
         self.stage_ms = {s: deque(maxlen=window) for s in STAGES}
+        self.stage_cpu_s = dict.fromkeys(STAGES, 0.0)  # the frame loop's thread CPU time, per stage
         self.classify_ms_per_face: deque[float] = deque(maxlen=window)
         self.crop_ms_per_face: deque[float] = deque(maxlen=window)  # the crop+resize part of classify
         self.latency_ms: deque[float] = deque(maxlen=window)
         self.processed_at: deque[float] = deque(maxlen=window)
         self.processed = 0
         self.frames_with_faces = 0
+        self.frames_coasted = 0  # tracked faces kept their boxes: no detection or classification ran
         self.frames_tracked = 0
         self.faces = 0
         self.events = 0
         self.first_event_s: float | None = None
         self._cpu0 = time.process_time()
 
-    def add(self, stage: str, seconds: float) -> None:
+    def add(self, stage: str, seconds: float, cpu_s: float = 0.0) -> None:
         self.stage_ms[stage].append(seconds * 1000)
+        self.stage_cpu_s[stage] += cpu_s
 
     def frame_done(self, faces: int, tracks: int, classify_s: float, crop_s: float) -> None:
         """Count one processed frame: faces detected in it, face tracks live after it, and the
@@ -68,6 +71,13 @@ class Stats:
         if faces:
             self.classify_ms_per_face.append(classify_s * 1000 / faces)
             self.crop_ms_per_face.append(crop_s * 1000 / faces)
+
+    def frame_coasted(self, tracks: int, cpu_s: float) -> None:
+        self.processed += 1
+        self.frames_coasted += 1
+        self.processed_at.append(time.monotonic())
+        self.frames_tracked += tracks > 0
+        self.stage_cpu_s["track"] += cpu_s
 
     def event_published(self, capture_ts: float) -> None:
         now = time.monotonic()
@@ -82,8 +92,12 @@ class Stats:
         span = min(window_s, now - self.started)
         return len(recent) / span if span > 0 else 0.0
 
-    def snapshot(self, skipped: int, dropped: int, capture_ms: list[float]) -> dict:
-        """Every counter and percentile, flat; fps over the whole run."""
+    def snapshot(self, skipped: int, dropped: int, capture_ms: list[float], capture_cpu_s: float = 0.0,
+                 search_cpu_s: float = 0.0) -> dict:
+        """Every counter and percentile, flat; fps over the whole run. `cpu_pct_<stage>` is that stage's
+        share of one core (the grabber's thread for capture, the background full-frame search's for
+        search); `cpu_pct_other` is the rest of the
+        process: decoder and runtime threads, the page's server, the MQTT client, the loop's own waits."""
         elapsed = max(time.monotonic() - self.started, 1e-9)
         out = {
             "uptime_s": round(elapsed, 1),
@@ -92,8 +106,11 @@ class Stats:
             "fps_skipped": round((skipped + dropped) / elapsed, 2),
             "frames_skipped": skipped,
             "frames_dropped": dropped,
-            "faces_per_frame": round(self.faces / self.processed, 3) if self.processed else 0.0,
-            "frames_with_faces": round(self.frames_with_faces / self.processed, 4) if self.processed else 0.0,
+            "faces_per_frame": round(self.faces / (self.processed - self.frames_coasted), 3)
+            if self.processed > self.frames_coasted else 0.0,
+            "frames_with_faces": round(self.frames_with_faces / (self.processed - self.frames_coasted), 4)
+            if self.processed > self.frames_coasted else 0.0,
+            "frames_coasted": self.frames_coasted,
             "frames_tracked": round(self.frames_tracked / self.processed, 4) if self.processed else 0.0,
             "events": self.events,
             "first_event_s": round(self.first_event_s, 3) if self.first_event_s is not None else None,
@@ -104,6 +121,10 @@ class Stats:
         for stage, values in {"capture": capture_ms, **self.stage_ms}.items():
             for q in (50, 95, 99):
                 out[f"{stage}_ms_p{q}"] = _pct(values, q)
+        stage_cpu = {"capture": capture_cpu_s, **self.stage_cpu_s, "search": search_cpu_s}
+        for stage, cpu in stage_cpu.items():
+            out[f"cpu_pct_{stage}"] = round(100 * cpu / elapsed, 1)
+        out["cpu_pct_other"] = round(max(out["cpu_percent"] - sum(100 * c / elapsed for c in stage_cpu.values()), 0.0), 1)
         out["classify_ms_per_face_p50"] = _pct(self.classify_ms_per_face, 50)
         out["classify_ms_per_face_p95"] = _pct(self.classify_ms_per_face, 95)
         out["crop_ms_per_face_p50"] = _pct(self.crop_ms_per_face, 50)

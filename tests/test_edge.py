@@ -367,7 +367,7 @@ def test_frames_are_skipped_when_work_exceeds_the_budget(face_clip, monkeypatch)
     assert snap["frames"] <= 22 and snap["frames_dropped"] >= 30  # ~10 processed/s, the rest dropped
 
 
-def test_known_face_missed_by_full_detection_is_found_again_nearby(face_image):
+def test_known_face_missed_by_the_full_search_is_found_again_nearby(face_image):
     import cv2
 
     from edge.config import DetectorConfig
@@ -377,9 +377,9 @@ def test_known_face_missed_by_full_detection_is_found_again_nearby(face_image):
     [face] = FaceDetector(DetectorConfig()).detect(gray)
     strict = FaceDetector(DetectorConfig(min_neighbors=200))  # full search finds nothing
     assert strict.detect(gray) == []
-    [again] = strict.find(gray, [face], full=True)
+    [again] = strict.redetect(gray, [face])
     assert iou(again, face) > 0.6
-    assert strict.find(gray, [], full=False) == []
+    assert strict.redetect(gray, []) == []
 
 
 def test_predict_on_image_and_annotated_output(face_image, tmp_path):
