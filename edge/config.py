@@ -11,10 +11,10 @@ import re
 import socket
 import ssl
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 REPO_MODEL = Path(__file__).resolve().parent.parent / "models" / "fer_int8.tflite"
 PASSWORD_ENV = "FER_EDGE_MQTT_PASSWORD"
@@ -26,6 +26,22 @@ class ConfigError(Exception):
 
 def sanitize_id(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_") or "fer-edge"
+
+
+def _existing_file(v: Path | None) -> Path | None:
+    if v is not None and not v.is_file():
+        raise ValueError(f"{v} does not exist or is not a file")
+    return v
+
+
+ExistingFile = Annotated[Path | None, AfterValidator(_existing_file)]
+
+
+def read_secret(path: Path | None, env: str) -> str | None:
+    """A password or token: the file's first line if a file is configured, else the environment variable."""
+    if path is not None:
+        return path.read_text().strip() or None
+    return os.environ.get(env) or None
 
 
 class _Section(BaseModel):
@@ -81,17 +97,10 @@ def _pem_error(e: OSError) -> str:
 
 
 class TLSConfig(_Section):
-    ca: Path | None = Field(None, description="CA certificate file, PEM (enables TLS)")
-    cert: Path | None = Field(None, description="client certificate, PEM")
-    key: Path | None = Field(None, description="client key, PEM")
+    ca: ExistingFile = Field(None, description="CA certificate file, PEM (enables TLS)")
+    cert: ExistingFile = Field(None, description="client certificate, PEM")
+    key: ExistingFile = Field(None, description="client key, PEM")
     insecure: bool = Field(False, description="skip hostname verification (testing only)")
-
-    @field_validator("ca", "cert", "key")
-    @classmethod
-    def _exists(cls, v: Path | None) -> Path | None:
-        if v is not None and not v.is_file():
-            raise ValueError(f"{v} does not exist or is not a file")
-        return v
 
     @field_validator("ca")
     @classmethod
@@ -131,7 +140,7 @@ class MQTTConfig(_Section):
     qos: Literal[0, 1, 2] = 1
     keepalive: int = Field(30, ge=5, le=3600)
     username: str | None = None
-    password_file: Path | None = Field(None, description=f"file holding the password (or set ${PASSWORD_ENV})")
+    password_file: ExistingFile = Field(None, description=f"file holding the password (or set ${PASSWORD_ENV})")
     tls: TLSConfig = TLSConfig()
     discovery: DiscoveryConfig = DiscoveryConfig()
     buffer_size: int = Field(1000, ge=1, description="events queued until the broker acknowledges them (oldest dropped)")
@@ -140,17 +149,8 @@ class MQTTConfig(_Section):
     publish_images: bool = Field(False, description="attach face crops to events and publish the annotated frame as a Home Assistant camera (off: no image data leaves the device)")
     image_interval_s: float = Field(1.0, ge=0.1, description="with publish_images: at most one annotated frame per this many seconds, sent when the state changes")
 
-    @field_validator("password_file")
-    @classmethod
-    def _readable(cls, v: Path | None) -> Path | None:
-        if v is not None and not v.is_file():
-            raise ValueError(f"password file {v} does not exist")
-        return v
-
     def password(self) -> str | None:
-        if self.password_file is not None:
-            return self.password_file.read_text().strip()
-        return os.environ.get(PASSWORD_ENV)
+        return read_secret(self.password_file, PASSWORD_ENV)
 
 
 TOKEN_ENV = "FER_EDGE_HTTP_TOKEN"
@@ -161,7 +161,7 @@ class HTTPConfig(_Section):
     enabled: bool = Field(True, description="serve the live page and the HTTP API")
     host: str = Field("127.0.0.1", description="address to bind; anything but loopback needs a token")
     port: int = Field(8080, ge=1, le=65535)
-    token_file: Path | None = Field(None, description=f"file holding the access token (or set ${TOKEN_ENV}); "
+    token_file: ExistingFile = Field(None, description=f"file holding the access token (or set ${TOKEN_ENV}); "
                                     "every request then needs it")
     preview: bool | None = Field(None, description="serve annotated camera frames; null: only when bound to loopback")
     preview_fps: float = Field(10.0, gt=0.0, le=30.0, description="most preview frames per second")
@@ -170,21 +170,12 @@ class HTTPConfig(_Section):
     max_upload_mb: float = Field(10.0, gt=0.0, le=100.0, description="largest photo POST /predict accepts")
     stats_interval_s: float = Field(2.0, gt=0.0, description="how often stats reach the page and the event stream")
 
-    @field_validator("token_file")
-    @classmethod
-    def _token_readable(cls, v: Path | None) -> Path | None:
-        if v is not None and not v.is_file():
-            raise ValueError(f"token file {v} does not exist")
-        return v
-
     @property
     def loopback(self) -> bool:
         return self.host in LOOPBACK or self.host.startswith("127.")
 
     def token(self) -> str | None:
-        if self.token_file is not None:
-            return self.token_file.read_text().strip() or None
-        return os.environ.get(TOKEN_ENV) or None
+        return read_secret(self.token_file, TOKEN_ENV)
 
     @property
     def preview_on(self) -> bool:

@@ -102,7 +102,7 @@ def test_shipped_config_validates_and_documents_every_option():
     ("mqtt:\n  port: 70000\n", "mqtt.port: Input should be less than or equal to 65535"),
     ("mqtt:\n  portt: 1\n", "mqtt.portt: unknown key"),
     ("pacer:\n  fps: fast\n", "pacer.fps: Input should be a valid number"),
-    ("mqtt:\n  password_file: /nonexistent/pw\n", "mqtt.password_file: password file"),
+    ("mqtt:\n  password_file: /nonexistent/pw\n", "mqtt.password_file: /nonexistent/pw does not exist"),
     ("source: [1, 2\n", "cannot read YAML"),
     ("- just a list\n", "expected a mapping"),
     ("mqtt:\n  tls:\n    cert: /etc/passwd\n", "mqtt.tls.cert and mqtt.tls.key go together"),

@@ -132,14 +132,19 @@ def _outage(broker, pub: MQTTPublisher, events: range) -> Subscriber:
     return Subscriber(broker.port)
 
 
+def _five_delivered(pub: MQTTPublisher, sub: Subscriber) -> None:
+    """Once connected, events 1-5 reach the subscriber."""
+    assert wait_for(lambda: pub.connected)
+    for i in range(1, 6):
+        pub.event(_event(i))
+    assert wait_for(lambda: seqs(sub) == [1, 2, 3, 4, 5])
+
+
 def test_events_during_an_outage_arrive_in_order_after_reconnect(broker):
     pub = _publisher(broker.port, buffer_size=100)
     sub = Subscriber(broker.port)
     try:
-        assert wait_for(lambda: pub.connected)
-        for i in range(1, 6):
-            pub.event(_event(i))
-        assert wait_for(lambda: seqs(sub) == [1, 2, 3, 4, 5])
+        _five_delivered(pub, sub)
         sub2 = _outage(broker, pub, range(6, 31))
         assert pub.dropped == 0
         assert wait_for(lambda: len(seqs(sub2)) >= 25, timeout=30)
@@ -174,10 +179,7 @@ def test_half_open_outage_delivers_in_order_without_duplicates(broker, buffer_si
     pub = _publisher(broker.port, buffer_size=buffer_size)
     sub = Subscriber(broker.port)
     try:
-        assert wait_for(lambda: pub.connected)
-        for i in range(1, 6):
-            pub.event(_event(i))
-        assert wait_for(lambda: seqs(sub) == [1, 2, 3, 4, 5])
+        _five_delivered(pub, sub)
         sub.close()
         broker.proc.send_signal(signal.SIGSTOP)
         seq, deadline = 5, time.monotonic() + 30
