@@ -94,16 +94,13 @@ def _broker(cfg, timeout: float = 5.0) -> Check:
         return Check(OK, "mqtt", "off (mqtt.enabled: false)")
     import paho.mqtt.client as mqtt
 
+    from edge.publish.mqtt import apply_credentials
+
     m = cfg.mqtt
     result: dict = {}
     done = threading.Event()
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"fer-edge-doctor-{m.device_id}")
-    if m.username:
-        client.username_pw_set(m.username, m.password())
-    if m.tls.ca or m.tls.cert:
-        client.tls_set(ca_certs=str(m.tls.ca) if m.tls.ca else None, certfile=str(m.tls.cert) if m.tls.cert else None,
-                       keyfile=str(m.tls.key) if m.tls.key else None)
-        client.tls_insecure_set(m.tls.insecure)
+    apply_credentials(client, m)
 
     def on_connect(c, userdata, flags, reason_code, properties) -> None:
         result["reason"] = reason_code

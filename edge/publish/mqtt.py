@@ -21,6 +21,17 @@ IN_FLIGHT = -1  # a slot reserved while paho is being handed the message
 RECONNECT_MIN_S = 1  # paho doubles the delay after each failed attempt, up to mqtt.reconnect_max_s
 
 
+def apply_credentials(client: mqtt.Client, cfg: MQTTConfig) -> None:
+    """Username/password and TLS as configured (also used by `fer-edge doctor`)."""
+    if cfg.username:
+        client.username_pw_set(cfg.username, cfg.password())
+    if cfg.tls.ca or cfg.tls.cert:
+        client.tls_set(ca_certs=str(cfg.tls.ca) if cfg.tls.ca else None,
+                       certfile=str(cfg.tls.cert) if cfg.tls.cert else None,
+                       keyfile=str(cfg.tls.key) if cfg.tls.key else None, cert_reqs=ssl.CERT_REQUIRED)
+        client.tls_insecure_set(cfg.tls.insecure)
+
+
 class MQTTPublisher:
     """Events wait in one queue that fer-edge owns and bounds (`mqtt.buffer_size`, oldest dropped).
 
@@ -53,13 +64,7 @@ class MQTTPublisher:
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"fer-edge-{cfg.device_id}")
         c.will_set(f"{self.base}/availability", "offline", qos=1, retain=True)
         c.reconnect_delay_set(min_delay=RECONNECT_MIN_S, max_delay=cfg.reconnect_max_s)
-        if cfg.username:
-            c.username_pw_set(cfg.username, cfg.password())
-        if cfg.tls.ca or cfg.tls.cert:
-            c.tls_set(ca_certs=str(cfg.tls.ca) if cfg.tls.ca else None,
-                      certfile=str(cfg.tls.cert) if cfg.tls.cert else None,
-                      keyfile=str(cfg.tls.key) if cfg.tls.key else None, cert_reqs=ssl.CERT_REQUIRED)
-            c.tls_insecure_set(cfg.tls.insecure)
+        apply_credentials(c, cfg)
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
@@ -202,6 +207,8 @@ class MQTTPublisher:
                     self._state_mid = info.mid if sent and not acked else None
                     if not sent and self._state is None:
                         self._state = payload
+                if IN_FLIGHT not in (self._event_mid, self._state_mid):
+                    self._early_acks.clear()  # the rest were other messages' (discovery, availability)
             if not sent:
                 return
 
