@@ -31,11 +31,14 @@ from aiohttp import web
 
 from edge import __version__
 from edge.annotate import annotate, to_jpeg
+from edge.classifier import Classifier
 from edge.config import Config
+from edge.detector import FaceDetector
 from edge.publish import HTTPServerError
 from edge.records import State
 
 log = logging.getLogger("fer-edge.http")
+Predictor = tuple[Classifier, FaceDetector]
 
 PAGE = Path(__file__).resolve().parent.parent / "web" / "index.html"
 SSE_QUEUE = 256  # messages a slow event-stream client may lag behind before it is dropped
@@ -56,11 +59,12 @@ class _Listener:
 
 
 class HTTPPublisher:
-    def __init__(self, cfg: Config, labels: tuple[str, ...], predictor: Callable[[], object] | None = None):
+    def __init__(self, cfg: Config, labels: tuple[str, ...], predictor: Callable[[], Predictor]):
+        """`predictor` builds POST /predict's own classifier and detector, on its first use."""
         self.cfg, self.http, self.labels = cfg, cfg.http, labels
         self._token = self.http.token()
         self._predictor_factory = predictor
-        self._predictor = None
+        self._predictor: Predictor | None = None
         self._predict_lock = threading.Lock()
         self._state: dict | None = None
         self._stats: dict | None = None
@@ -332,7 +336,7 @@ class HTTPPublisher:
 
         with self._predict_lock:
             if self._predictor is None:
-                self._predictor = self._predictor_factory() if self._predictor_factory else None
+                self._predictor = self._predictor_factory()
             classifier, detector = self._predictor
             gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
             faces = predict_faces(gray, classifier, detector, self.cfg.detector.crop_margin)
