@@ -59,6 +59,7 @@ def test_sd_notify_ready_watchdog_status_stopping(notify_socket, blank_clip, tmp
 def test_sigterm_stops_cleanly_and_sighup_applies_a_changed_setting(blank_clip, tmp_path):
     cfg = {"source": {"loop": True}, "logging": {"level": "INFO"}}
     proc = start_fer_edge(tmp_path, blank_clip, cfg)
+    cfg = yaml.safe_load((tmp_path / "config.yaml").read_text())  # as written, with its page's port
     try:
         time.sleep(3)
         cfg["logging"]["level"] = "DEBUG"

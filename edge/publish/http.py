@@ -106,6 +106,8 @@ class HTTPPublisher:
                 log.debug("http cleanup: %s", e)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=3)
+        if not self._thread.is_alive():
+            self._loop.close()
 
     async def _shutdown(self) -> None:
         for listener in self._sse:
