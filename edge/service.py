@@ -82,9 +82,17 @@ class Daemon:
         classifier = Classifier(cfg.model.path, num_threads=cfg.model.num_threads)
         detector = FaceDetector(cfg.detector)
         publishers = make_publishers(cfg, self.opts.print_events, classifier.labels, self.stop.set)
-        grabber = self._start_grabber(cfg)
-        for p in publishers:
-            p.start()
+        grabber = self._start_grabber(cfg)  # first: a missing camera is the likeliest error
+        started: list[Publisher] = []
+        try:
+            for p in publishers:
+                p.start()
+                started.append(p)
+        except SETUP_ERRORS:  # e.g. the page's port is taken: nothing keeps running behind the error
+            for p in started:
+                p.close()
+            grabber.stop()
+            raise
         self._signals()
         pipeline = Pipeline(cfg, grabber, detector, classifier, publishers)
         log.info("running: source %s, model %s, %s fps target%s", cfg.source.uri, cfg.model.path,
