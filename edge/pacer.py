@@ -1,52 +1,67 @@
-"""The FPS budget: which frames to process, and how often a full-frame detection fits."""
+"""The FPS budget: which frames to process, and on which of them each kind of face search runs."""
 
 from __future__ import annotations
 
 
 class Pacer:
-    """Processes at most `fps` frames a second and spreads full detections to fit the budget.
+    """Processes at most `fps` frames a second and spreads the face searches over them.
 
-    Frames that arrive before the next slot are skipped (and counted). Full detection runs every
-    `full_every` frames while faces are tracked, more often while none is (`full_detection_due`).
+    Frames that arrive before their slot are skipped (and counted). The full-frame search runs beside
+    the loop every `full_every` processed frames, twice as often with no face tracked (`search_due`);
+    known faces are re-detected every `redetect_every`-th frame (`redetect_due`); with no face
+    tracked, the loop's own quick search runs as often as fits a quarter of the frame budget (`quick_due`).
     """
+
+    BURST = 2.0  # frames of credit a stall can build up
 
     def __init__(self, fps: float, full_every: int):
         self.period = 1.0 / fps if fps > 0 else 0.0
         self.full_every = full_every
         self.skipped = 0
-        self._next_due = 0.0
-        self._since_full = full_every  # the first frame gets a full detection
-        self._full_cost = 0.0
+        self._credit, self._last_ts = 1.0, None  # type: float, float | None
+        self._since_search = full_every  # the first frame starts a full search
+        self._since_quick = full_every
+        self._quick_cost = 0.0
 
     def take(self, ts: float) -> bool:
-        """Whether to process the frame captured at `ts` (monotonic seconds)."""
+        """Whether to process the frame captured at `ts` (monotonic seconds): a token bucket that earns
+        one frame per period, holds up to BURST, and lets a frame a quarter period early (capture
+        jitter) borrow; so frames that arrive bunched after a stall are processed, not skipped."""
         if not self.period:
             return True
-        if ts + self.period / 4 < self._next_due:  # a frame a little early (capture jitter) still counts
+        if self._last_ts is not None:
+            self._credit = min(self.BURST, self._credit + (ts - self._last_ts) / self.period)
+        self._last_ts = ts
+        if self._credit < 0.75:
             self.skipped += 1
             return False
-        # The next slot follows this one; if we fell behind, restart the grid from now.
-        self._next_due = max(self._next_due + self.period, ts + self.period / 2)
+        self._credit -= 1.0
         return True
 
-    def full_detection_due(self, tracking: bool) -> bool:
-        """While faces are tracked (re-detected cheaply near their boxes), a full-frame search for new
-        faces runs every `full_every` frames; with none tracked, as often as fits a quarter of the
-        frame budget, and at least every `full_every // 2` frames."""
-        self._since_full += 1
-        interval = self.full_every
-        if not tracking:
-            interval = max(1, self.full_every // 2)
-            if self.period and self._full_cost:
-                interval = min(interval, max(1, round(self._full_cost / (0.25 * self.period))))
-        if self._since_full >= interval:
-            self._since_full = 0
+    def search_due(self, tracking: bool) -> bool:
+        """Called once per processed frame: whether this one starts a full-frame search; every
+        `full_every` frames while faces are tracked, twice as often while none is."""
+        self._since_search += 1
+        if self._since_search >= (self.full_every if tracking else max(1, self.full_every // 2)):
+            self._since_search = 0
             return True
         return False
 
     def redetect_due(self, every: int) -> bool:
-        """Whether known faces are re-detected on this frame (every `every`-th frame between full searches)."""
-        return self._since_full % every == 0
+        """Whether known faces are re-detected on this frame (every `every`-th frame after a search)."""
+        return self._since_search % every == 0
 
-    def record_full_cost(self, seconds: float) -> None:
-        self._full_cost = seconds if not self._full_cost else 0.8 * self._full_cost + 0.2 * seconds
+    def quick_due(self) -> bool:
+        """With no face tracked: whether the loop searches this frame itself, as often as fits a
+        quarter of the frame budget (every frame at max rate) and at least every `full_every // 2`."""
+        self._since_quick += 1
+        interval = max(1, self.full_every // 2)
+        if self.period and self._quick_cost:
+            interval = min(interval, max(1, round(self._quick_cost / (0.25 * self.period))))
+        if self._since_quick >= interval:
+            self._since_quick = 0
+            return True
+        return False
+
+    def record_quick_cost(self, seconds: float) -> None:
+        self._quick_cost = seconds if not self._quick_cost else 0.8 * self._quick_cost + 0.2 * seconds

@@ -39,27 +39,40 @@ class Pipeline:
         self._next_image = 0.0
         self._stats_every = min([cfg.mqtt.stats_interval_s] + [cfg.http.stats_interval_s] * cfg.http.enabled)
         self._next_stats = time.monotonic()  # the first right away: the page and /api/stats have something
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Run the detectors and the model once on a blank frame, so that the first real frame does not
+        pay for the libraries' first-call set-up (allocations, the interpreter's weight packing)."""
+        blank = np.zeros((180, 320), np.uint8)
+        for detector in (self.detector, self.search.detector):
+            detector.detect(blank)
+            detector.redetect(blank, [(110, 40, 100, 100)])
+        self.classifier.classify(np.zeros((1, *self.classifier.input_size), np.uint8))
 
     def process(self, frame: Frame) -> int:
         """Run one frame through every stage; returns the number of faces found (0 on a coasting frame,
         where known faces keep their boxes and scores and only the publishers see the frame)."""
         c0, t0 = time.thread_time(), time.perf_counter()
         known = self.tracker.boxes()
-        full = self.pacer.full_detection_due(bool(known))
-        if not known:  # nobody tracked: search the whole frame now
-            boxes = self.detector.detect(frame.image) if full else []
-            if full:
-                self.pacer.record_full_cost(time.perf_counter() - t0)
-        else:  # tracked faces are re-detected nearby; new ones come from a search beside the loop
-            if full:
-                self.search.submit(frame.image)
-            new = [b for b in self.search.poll() or [] if all(iou(b, k) < 0.3 for k in known)]
+        new = [b for b in self.search.poll() or [] if all(iou(b, k) < 0.3 for k in known)]
+        search = self.pacer.search_due(bool(known))  # a full-frame search beside the loop, for faces not yet known
+        if known or new:  # re-detected near their boxes on this frame; tracks coast in between
+            if search:
+                self.search.submit(frame.image, known)
             if not new and not self.pacer.redetect_due(self.cfg.detector.redetect_every):
                 for p in self.publishers:
                     p.frame(frame.image, self.tracker.state())
                 self.stats.frame_coasted(len(known), time.thread_time() - c0)
                 return 0
             boxes = self.detector.redetect(frame.image, known + new)
+        else:  # nobody tracked: a coarse search in the loop finds a face that comes close at once
+            boxes = []
+            if self.pacer.quick_due():
+                boxes = self.detector.detect(frame.image, quick=True)
+                self.pacer.record_quick_cost(time.perf_counter() - t0)
+            if search:  # started after the quick one, so as not to slow it down
+                self.search.submit(frame.image, boxes)
         c1, t1 = time.thread_time(), time.perf_counter()
         faces = crop_faces(frame.image, boxes, self.classifier.input_size, self.cfg.detector.crop_margin)
         t_crop = time.perf_counter()
@@ -77,6 +90,7 @@ class Pipeline:
             for p in self.publishers:
                 p.event(payload)
             self.stats.event_published(event.capture_ts)
+            import sys; print('EVENT', frame.index, round((time.monotonic()-event.capture_ts)*1000,1), 'known', len(known), 'proc ms', round((time.perf_counter()-t0)*1000,1), file=sys.stderr)
         self._camera_lost = False
         self._publish_state(state, frame.wall, frame.image)
         for p in self.publishers:

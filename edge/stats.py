@@ -54,6 +54,7 @@ class Stats:
         self.faces = 0
         self.events = 0
         self.first_event_s: float | None = None
+        self.first_frame_at: float | None = None  # FPS counts from here: start-up is not frame rate
         self._cpu0 = time.process_time()
 
     def add(self, stage: str, seconds: float, cpu_s: float = 0.0) -> None:
@@ -64,7 +65,7 @@ class Stats:
         """Count one processed frame: faces detected in it, face tracks live after it, and the
         seconds its classify stage took in all (`classify_s`) and for cropping (`crop_s`)."""
         self.processed += 1
-        self.processed_at.append(time.monotonic())
+        self._processed_now()
         self.faces += faces
         self.frames_with_faces += faces > 0
         self.frames_tracked += tracks > 0
@@ -72,10 +73,16 @@ class Stats:
             self.classify_ms_per_face.append(classify_s * 1000 / faces)
             self.crop_ms_per_face.append(crop_s * 1000 / faces)
 
+    def _processed_now(self) -> None:
+        now = time.monotonic()
+        self.processed_at.append(now)
+        if self.first_frame_at is None:
+            self.first_frame_at = now
+
     def frame_coasted(self, tracks: int, cpu_s: float) -> None:
         self.processed += 1
         self.frames_coasted += 1
-        self.processed_at.append(time.monotonic())
+        self._processed_now()
         self.frames_tracked += tracks > 0
         self.stage_cpu_s["track"] += cpu_s
 
@@ -92,6 +99,12 @@ class Stats:
         span = min(window_s, now - self.started)
         return len(recent) / span if span > 0 else 0.0
 
+    def _fps_since_first(self) -> float:
+        """Frames a second from the first processed frame to now (start-up is not frame rate)."""
+        if self.processed < 2 or self.first_frame_at is None:
+            return 0.0
+        return round((self.processed - 1) / max(time.monotonic() - self.first_frame_at, 1e-9), 2)
+
     def snapshot(self, skipped: int, dropped: int, capture_ms: list[float], capture_cpu_s: float = 0.0,
                  search_cpu_s: float = 0.0) -> dict:
         """Every counter and percentile, flat; fps over the whole run. `cpu_pct_<stage>` is that stage's
@@ -102,7 +115,7 @@ class Stats:
         out = {
             "uptime_s": round(elapsed, 1),
             "frames": self.processed,
-            "fps_processed": round(self.processed / elapsed, 2),
+            "fps_processed": self._fps_since_first(),
             "fps_skipped": round((skipped + dropped) / elapsed, 2),
             "frames_skipped": skipped,
             "frames_dropped": dropped,

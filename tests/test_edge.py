@@ -146,6 +146,14 @@ def test_pacer_skips_frames_over_the_target():
     assert 29 <= taken <= 31 and pacer.skipped == 90 - taken
 
 
+def test_pacer_keeps_frames_that_arrive_bunched_after_a_stall():
+    pacer = Pacer(fps=30, full_every=5)
+    ts = [i / 30 for i in range(10)] + [0.4, 0.401, 0.434]  # 70 ms late, then two at once, then on time
+    jittered = [t + (0.006 if i % 2 else -0.006) for i, t in enumerate(ts)]
+    assert all(pacer.take(t) for t in jittered) and pacer.skipped == 0
+    assert sum(pacer.take(0.434 + i / 120) for i in range(1, 121)) <= 31  # a 120 FPS burst: still ~30/s
+
+
 class ScriptedSource:
     """A stand-in live camera at the FrameSource interface: fails after `fail_after` reads once."""
 
@@ -327,7 +335,7 @@ def test_events_fire_once_per_expression_change_with_one_stable_face_id(face_cli
         readings.append(clf.labels[int(clf.classify(crop_faces(frame, [box], clf.input_size)).argmax())])
     tense, calm = readings
     assert tense != calm, "the model reads both drawn expressions alike"
-    r = run_cli("--source", str(face_clip), "--print")  # config.yaml's 15 FPS, the clip at its own 30
+    r = run_cli("--source", str(face_clip), "--print")  # config.yaml's 30 FPS, the clip at its own 30
     assert r.returncode == 0, r.stderr
     lines = [json.loads(line) for line in r.stdout.splitlines()]
     events = [(m["face_id"], m["emotion"], m["previous"]) for m in lines if m["type"] == "event"]
@@ -380,6 +388,20 @@ def test_known_face_missed_by_the_full_search_is_found_again_nearby(face_image):
     [again] = strict.redetect(gray, [face])
     assert iou(again, face) > 0.6
     assert strict.redetect(gray, []) == []
+
+
+def test_the_search_for_new_faces_skips_known_ones_and_the_quick_one_finds_a_near_face():
+    from edge.config import DetectorConfig
+    from edge.detector import FaceDetector, iou
+
+    two = np.hstack([face_frame(True), face_frame(False)])  # 640x240, two faces of 120 px
+    detector = FaceDetector(DetectorConfig())
+    left, right = sorted(detector.detect(two))
+    [only] = detector.detect(two, hide=[left])
+    assert iou(only, right) > 0.8
+    assert detector.detect(two, hide=[left, right]) == []
+    assert len(detector.detect(two, quick=True)) == 2  # 120 px faces are 30 px at quick_width 160
+    assert FaceDetector(DetectorConfig(quick_width=80)).detect(two, quick=True) == []  # 15 px: too small
 
 
 def test_predict_on_image_and_annotated_output(face_image, tmp_path):
