@@ -58,9 +58,9 @@ class Pipeline:
         new = [b for b in self.search.poll() or [] if all(iou(b, k) < 0.3 for k in known)]
         search = self.pacer.search_due(bool(known))  # a full-frame search beside the loop, for faces not yet known
         if known or new:  # re-detected near their boxes on this frame; tracks coast in between
-            if search:
-                self.search.submit(frame.image, known)
             if not new and not self.pacer.redetect_due(self.cfg.detector.redetect_every):
+                if search:
+                    self.search.submit(frame.image, known)
                 for p in self.publishers:
                     p.frame(frame.image, self.tracker.state())
                 self.stats.frame_coasted(len(known), time.thread_time() - c0)
@@ -71,8 +71,6 @@ class Pipeline:
             if self.pacer.quick_due():
                 boxes = self.detector.detect(frame.image, quick=True)
                 self.pacer.record_quick_cost(time.perf_counter() - t0)
-            if search:  # started after the quick one, so as not to slow it down
-                self.search.submit(frame.image, boxes)
         c1, t1 = time.thread_time(), time.perf_counter()
         faces = crop_faces(frame.image, boxes, self.classifier.input_size, self.cfg.detector.crop_margin)
         t_crop = time.perf_counter()
@@ -90,11 +88,12 @@ class Pipeline:
             for p in self.publishers:
                 p.event(payload)
             self.stats.event_published(event.capture_ts)
-            import sys; print('EVENT', frame.index, round((time.monotonic()-event.capture_ts)*1000,1), 'known', len(known), 'proc ms', round((time.perf_counter()-t0)*1000,1), file=sys.stderr)
         self._camera_lost = False
         self._publish_state(state, frame.wall, frame.image)
         for p in self.publishers:
             p.frame(frame.image, state)
+        if search:  # started once this frame's work is done, so as not to slow it down
+            self.search.submit(frame.image, boxes)
         c4, t4 = time.thread_time(), time.perf_counter()
         for stage, seconds, cpu in (("detect", t1 - t0, c1 - c0), ("classify", t2 - t1, c2 - c1),
                                     ("track", t3 - t2, c3 - c2), ("publish", t4 - t3, c4 - c3)):
