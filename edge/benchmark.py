@@ -9,7 +9,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +68,15 @@ class RssSampler:
                 "rss_growth_mb_after_warmup": round(end - self.warm, 1) if self.warm is not None else None}
 
 
+def mjpeg_parts(resp: http.client.HTTPResponse) -> Iterator[bytes]:
+    """The JPEG payloads of a multipart MJPEG response as they arrive, until the stream ends."""
+    while line := resp.fp.readline():
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+            resp.fp.readline()  # the blank line before the payload
+            yield resp.fp.read(length)
+
+
 class PreviewWatcher(threading.Thread):
     """A client of the page's preview stream for the whole run: counts the JPEG frames it receives."""
 
@@ -78,15 +87,10 @@ class PreviewWatcher(threading.Thread):
     def run(self) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         conn.request("GET", "/stream.mjpg")
-        resp = conn.getresponse()
-        while not self.stop.is_set():
-            line = resp.fp.readline()
-            if not line:
+        for _ in mjpeg_parts(conn.getresponse()):
+            self.frames += 1
+            if self.stop.is_set():
                 break
-            if line.lower().startswith(b"content-length:"):
-                resp.fp.readline()
-                resp.fp.read(int(line.split(b":")[1]))
-                self.frames += 1
         conn.close()
 
 

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from edge import synthetic
+from edge.benchmark import free_port
 from edge.synthetic import write_clip
 
 REPO = Path(__file__).resolve().parent.parent
@@ -134,12 +135,6 @@ def face_video() -> Path:
     if not path.exists():
         pytest.skip("real clips not present (../shared/data/videos)")
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Broker:

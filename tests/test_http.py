@@ -17,6 +17,7 @@ import jsonschema
 import numpy as np
 import pytest
 
+from edge.benchmark import mjpeg_parts
 from tests.conftest import FER_EDGE, REPO, free_port, start_fer_edge, wait_for
 
 SCHEMAS = {p.name.split(".")[0]: json.loads(p.read_text()) for p in (REPO / "schemas").glob("*.schema.json")}
@@ -83,13 +84,8 @@ def mjpeg_frames(port: int, n: int, path: str = "/stream.mjpg") -> list[np.ndarr
     conn.request("GET", path)
     resp = conn.getresponse()
     assert resp.status == 200 and "multipart/x-mixed-replace" in resp.getheader("Content-Type")
-    frames = []
-    while len(frames) < n:
-        line = resp.fp.readline()
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":")[1])
-            resp.fp.readline()  # blank line
-            frames.append(cv2.imdecode(np.frombuffer(resp.fp.read(length), np.uint8), cv2.IMREAD_COLOR))
+    parts = mjpeg_parts(resp)
+    frames = [cv2.imdecode(np.frombuffer(next(parts), np.uint8), cv2.IMREAD_COLOR) for _ in range(n)]
     conn.close()
     return frames
 
