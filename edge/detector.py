@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -37,7 +38,7 @@ def iou(a: Box, b: Box) -> float:
 cv2.setNumThreads(1)
 
 ROI_FACE_PX = 64  # re-detection searches a known face's region scaled so the face is this wide
-ROI_SIZES = (0.8, 1.25)  # ... for a face of this range of the known face's size
+ROI_SIZES = (0.8, 1.25)  # ... for faces of 0.8 to 1.25 times the known face's size
 
 
 class FaceDetector:
@@ -51,7 +52,7 @@ class FaceDetector:
             raise DetectorError(f"cannot load Haar cascade {path}")
 
     def _run(self, gray: np.ndarray, scale: float, min_neighbors: int, min_size: int, max_size: int = 0,
-             hide: list[Box] | tuple = ()) -> list[Box]:
+             hide: Sequence[Box] = ()) -> list[Box]:
         small = gray if scale == 1.0 else cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         if hide:  # flat regions are rejected by the cascade's first stages: a face costs most where it is
             small = small.copy() if small is gray else small
@@ -66,7 +67,7 @@ class FaceDetector:
             maxSize=(int(max_size * scale),) * 2 if max_size else (0, 0))
         return [(int(x / scale), int(y / scale), int(w / scale), int(h / scale)) for x, y, w, h in found]
 
-    def detect(self, gray: np.ndarray, quick: bool = False, hide: list[Box] | tuple = ()) -> list[Box]:
+    def detect(self, gray: np.ndarray, quick: bool = False, hide: Sequence[Box] = ()) -> list[Box]:
         """All faces of a full frame, searched on a copy downscaled to `detect_width`; `quick`: to
         `quick_width`, which finds only faces of at least 24 px at that width, in a fraction of the time.
         `hide`: known faces, painted flat (with their `roi_margin`) so that only new faces are searched,
