@@ -6,7 +6,7 @@ from __future__ import annotations
 class Pacer:
     """Processes at most `fps` frames a second and spreads the face searches over them.
 
-    Frames that arrive before their slot are skipped (and counted). The full-frame search runs beside
+    Frames beyond that rate are skipped (and counted). The full-frame search runs beside
     the loop every `full_every` processed frames, twice as often with no face tracked (`search_due`);
     known faces are re-detected every `redetect_every`-th frame (`redetect_due`); with no face
     tracked, the loop's own quick search runs as often as fits a quarter of the frame budget (`quick_due`).
@@ -18,7 +18,8 @@ class Pacer:
         self.period = 1.0 / fps if fps > 0 else 0.0
         self.full_every = full_every
         self.skipped = 0
-        self._credit, self._last_ts = 1.0, None  # type: float, float | None
+        self._credit = 1.0  # frames that may be processed now
+        self._last_ts: float | None = None
         self._since_search = full_every  # the first frame starts a full search
         self._since_quick = full_every
         self._quick_cost = 0.0
