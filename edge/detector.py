@@ -79,13 +79,13 @@ class FaceDetector:
         """Faces near `known` boxes, each searched in its own small region around the box."""
         found: list[Box] = []
         fh, fw = gray.shape
+        lo, hi = ROI_SIZES
         for x, y, w, h in known:
             m = int(max(w, h) * self.cfg.roi_margin)
             x0, y0 = max(0, x - m), max(0, y - m)
             x1, y1 = min(fw, x + w + m), min(fh, y + h + m)
             scale = min(1.0, ROI_FACE_PX / max(w, 1))  # search with the face about ROI_FACE_PX wide
             roi = gray[y0:y1, x0:x1]
-            lo, hi = ROI_SIZES
             for bx, by, bw, bh in self._run(roi, scale, self.cfg.roi_min_neighbors, int(w * lo), int(w * hi) + 1):
                 box = (bx + x0, by + y0, bw, bh)
                 if all(iou(box, other) < 0.3 for other in found):

@@ -107,10 +107,10 @@ class Stats:
 
     def snapshot(self, skipped: int, dropped: int, capture_ms: list[float], capture_cpu_s: float = 0.0,
                  search_cpu_s: float = 0.0) -> dict:
-        """Every counter and percentile, flat; fps over the whole run. `cpu_pct_<stage>` is that stage's
-        share of one core (capture: the grabber's thread; search: the background full-frame search's);
-        `cpu_pct_other` is the rest of the process: decoder and runtime threads, the page's server,
-        the MQTT client, the loop between frames."""
+        """Every counter and percentile, flat; FPS from the first processed frame, CPU over the whole
+        run. `cpu_pct_<stage>` is that stage's share of one core (capture: the grabber's thread;
+        search: the background full-frame search's); `cpu_pct_other` is the rest of the process:
+        decoder and runtime threads, the page's server, the MQTT client, the loop between frames."""
         elapsed = max(time.monotonic() - self.started, 1e-9)
         out = {
             "uptime_s": round(elapsed, 1),
