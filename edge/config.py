@@ -69,7 +69,7 @@ class ModelSection(_Section):
 class DetectorConfig(_Section):
     cascade: Path | None = Field(None, description="Haar cascade XML (default: OpenCV's haarcascade_frontalface_default.xml)")
     detect_width: int = Field(320, ge=80, description="frames are downscaled to this width for full detection")
-    quick_width: int = Field(160, ge=48, description="with no face tracked, the loop itself searches frames downscaled to this width (it finds faces of 24 px and more at this width, in a fraction of a full search's time), beside the full search")
+    quick_width: int = Field(128, ge=48, description="with no face tracked, the loop itself searches frames downscaled to this width (it finds faces of 24 px and more at this width, in a fraction of a full search's time), beside the full search")
     min_face: int = Field(48, ge=16, description="smallest face, in pixels of the original frame")
     scale_factor: float = Field(1.15, gt=1.0, le=2.0)
     min_neighbors: int = Field(5, ge=1, description="Haar confidence for full-frame detection (higher: fewer false faces)")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Sequence
@@ -12,6 +11,7 @@ import cv2
 import numpy as np
 
 from edge.config import DetectorConfig
+from edge.priority import lower_this_thread
 from edge.records import Box
 
 
@@ -131,10 +131,7 @@ class BackgroundSearch:
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        try:  # the frame loop comes first when they share a core (Linux: per-thread nice)
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-        except (AttributeError, OSError):
-            pass
+        lower_this_thread(10)  # behind the frame loop and the grabber
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: self._job is not None or self._closed)

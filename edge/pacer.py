@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import deque
+
 
 class Pacer:
     """Processes at most `fps` frames a second and spreads the face searches over them.
@@ -13,6 +15,7 @@ class Pacer:
     """
 
     BURST = 2.0  # frames of credit a stall can build up
+    WINDOW = 30  # frames over which the source's own rate is measured
 
     def __init__(self, fps: float, full_every: int):
         self.period = 1.0 / fps if fps > 0 else 0.0
@@ -20,6 +23,7 @@ class Pacer:
         self.skipped = 0
         self._credit = 1.0  # frames that may be processed now
         self._last_ts: float | None = None
+        self._recent: deque[float] = deque(maxlen=self.WINDOW)  # capture times of the source's last frames
         self._since_search = full_every  # the first frame starts a full search
         self._since_quick = full_every
         self._quick_cost = 0.0
@@ -27,12 +31,19 @@ class Pacer:
     def take(self, ts: float) -> bool:
         """Whether to process the frame captured at `ts` (monotonic seconds): a token bucket that earns
         one frame per period, holds up to BURST, and lets a frame a quarter period early (capture
-        jitter) borrow; so frames that arrive bunched after a stall are processed, not skipped."""
+        jitter) borrow; so frames that arrive bunched after a stall are processed, not skipped. A source
+        no faster than the target (within 10 %, over its last WINDOW frames) is not paced at all: its
+        capture jitter would otherwise cost frames. Its first frames are always taken."""
         if not self.period:
             return True
         if self._last_ts is not None:
             self._credit = min(self.BURST, self._credit + (ts - self._last_ts) / self.period)
         self._last_ts = ts
+        self._recent.append(ts)
+        n, span = len(self._recent), self._recent[-1] - self._recent[0]
+        if n < 3 or span >= 0.9 * self.period * (n - 1):  # the source's first frames, or a source at the target or below
+            self._credit = max(self._credit - 1.0, 0.0)
+            return True
         if self._credit < 0.75:
             self.skipped += 1
             return False

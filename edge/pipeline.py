@@ -48,6 +48,7 @@ class Pipeline:
         for detector in (self.detector, self.search.detector):
             detector.detect(blank)
             detector.redetect(blank, [(110, 40, 100, 100)])
+        self.detector.detect(blank, quick=True)
         self.classifier.classify(np.zeros((1, *self.classifier.input_size), np.uint8))
 
     def process(self, frame: Frame) -> int:

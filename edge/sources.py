@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from edge.config import SourceConfig
+from edge.priority import lower_this_thread
 from edge.records import Frame
 
 log = logging.getLogger(__name__)
@@ -196,6 +197,7 @@ class Grabber(threading.Thread):
         self.cpu_s = 0.0  # this thread's CPU time (reading, decoding where the decoder has no threads of its own, converting)
 
     def run(self) -> None:
+        lower_this_thread(5)  # the loop first: it cannot take the next frame before it is done with this one
         period = 1.0 / self.source.fps if self.realtime and not self.source.live and self.source.fps else 0.0
         start = time.monotonic()
         while not self._halt.is_set():

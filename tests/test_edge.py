@@ -4,6 +4,7 @@ faces, and the real clips when present."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import tempfile
@@ -54,7 +55,7 @@ def test_shipped_model_and_card(model):
     clf = Classifier(model)
     assert clf.labels == LABELS == tuple(card["labels"])
     assert card["input"]["size"] == [48, 48] and model.stat().st_size == card["bytes"] <= 300 * 1024
-    probs = clf.classify(np.random.default_rng(0).integers(0, 255, (3, 48, 48), np.uint8))
+    probs = clf.classify(np.random.default_rng(1).integers(0, 255, (3, 48, 48), np.uint8))
     assert probs.shape == (3, 7) and np.allclose(probs.sum(1), 1, atol=1e-5)
 
 
@@ -151,7 +152,17 @@ def test_pacer_keeps_frames_that_arrive_bunched_after_a_stall():
     ts = [i / 30 for i in range(10)] + [0.4, 0.401, 0.434]  # 70 ms late, then two at once, then on time
     jittered = [t + (0.006 if i % 2 else -0.006) for i, t in enumerate(ts)]
     assert all(pacer.take(t) for t in jittered) and pacer.skipped == 0
-    assert sum(pacer.take(0.434 + i / 120) for i in range(1, 121)) <= 31  # a 120 FPS burst: still ~30/s
+    burst = [pacer.take(0.434 + i / 120) for i in range(1, 241)]  # a 120 FPS source: paced once its rate shows
+    assert sum(burst[:120]) <= 34 and sum(burst[120:]) <= 31
+
+
+def test_pacer_never_skips_a_jittery_source_at_its_target():
+    rng = np.random.default_rng(1)
+    ts = np.arange(300) / 30 + rng.uniform(0, 0.5 / 30, 300)  # capture times up to half a period late
+    pacer = Pacer(fps=30, full_every=5)
+    assert all(pacer.take(t) for t in ts) and pacer.skipped == 0
+    half = Pacer(fps=15, full_every=5)
+    assert 148 <= sum(half.take(t) for t in ts) <= 152
 
 
 class ScriptedSource:
@@ -185,6 +196,8 @@ def test_grabber_hands_out_latest_frame_and_counts_drops():
         latest = g.get()
         assert latest.index > first.index + 5 and g.dropped >= latest.index - first.index - 1
         assert time.monotonic() - latest.ts < 0.05  # fresh, not the oldest queued
+        if sys.platform == "linux":  # the loop comes first: the grabber yields to it on a shared core
+            assert os.getpriority(os.PRIO_PROCESS, g.native_id) == os.getpriority(os.PRIO_PROCESS, 0) + 5
     finally:
         g.stop()
 
@@ -400,7 +413,7 @@ def test_the_search_for_new_faces_skips_known_ones_and_the_quick_one_finds_a_nea
     [only] = detector.detect(two, hide=[left])
     assert iou(only, right) > 0.8
     assert detector.detect(two, hide=[left, right]) == []
-    assert len(detector.detect(two, quick=True)) == 2  # 120 px faces are 30 px at quick_width 160
+    assert len(detector.detect(two, quick=True)) == 2  # 120 px faces are 24 px at quick_width 128
     assert FaceDetector(DetectorConfig(quick_width=80)).detect(two, quick=True) == []  # 15 px: too small
 
 
@@ -422,7 +435,7 @@ def test_predict_rejects_a_non_image(tmp_path):
 def test_predict_whole_reads_a_folder_of_face_crops(tmp_path):
     import cv2
 
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(1)
     (tmp_path / "happy").mkdir()
     for name in ("happy/a.png", "b.jpg"):
         cv2.imwrite(str(tmp_path / name), rng.integers(0, 255, (100, 100), np.uint8))
