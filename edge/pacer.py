@@ -41,7 +41,7 @@ class Pacer:
         self._last_ts = ts
         self._recent.append(ts)
         n, span = len(self._recent), self._recent[-1] - self._recent[0]
-        if n < 3 or span >= 0.9 * self.period * (n - 1):  # the source's first frames, or a source at the target or below
+        if n < 3 or span >= 0.9 * self.period * (n - 1):  # its first frames, or a source no faster than the target
             self._credit = max(self._credit - 1.0, 0.0)
             return True
         if self._credit < 0.75:
