@@ -259,6 +259,11 @@ def test_flip_tta_model_averages_each_face_with_its_mirror(trained, folders, tes
     assert np.allclose(batch, clf.logits(np.ascontiguousarray(faces[:, :, ::-1])), atol=step)
     table = train_cli.compare([trained])
     assert "| flip TTA |" in table and "DiffusionFER" in table  # each quantized variant gets its row
+    # a shipped .tflite as a distillation teacher: the edge runtime's logits of the train images
+    assert train_cli.main(["teacher", str(out), "--data", str(folders), "--out", str(tmp_path / "int8.npy"),
+                           *test_sets]) == 0
+    train = load_split(folders, "train", tmp_path / "cache")
+    assert np.array_equal(np.load(tmp_path / "int8.npy"), clf.logits(train.x))
 
 
 def test_quantize_refuses_foreign_model(tmp_path, capsys):

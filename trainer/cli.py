@@ -8,7 +8,12 @@ import json
 import logging
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 DEFAULT_DATA = "../shared/data/fer2013"
 
@@ -61,7 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     _test_sets(ev)
 
     teach = sub.add_parser("teacher", help="save an ensemble's train logits for --teacher-logits; prints its accuracy")
-    teach.add_argument("runs", nargs="+", help="run folders (best.keras) or .keras files; their logits are averaged")
+    teach.add_argument("runs", nargs="+", help="run folders (best.keras), .keras files or int8 .tflite models "
+                       "(as the edge runs them); their logits are averaged")
     teach.add_argument("--out", required=True, help="where to write the .npy logits")
     teach.add_argument("--no-flip-tta", dest="flip_tta", action="store_false",
                        help="one pass per model (default: each model's logits averaged over the images "
@@ -143,25 +149,48 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _teacher(args: argparse.Namespace) -> None:
-    import keras
     import numpy as np
 
     from trainer.benchmarks import all_benchmarks
     from trainer.data import load_split
-    from trainer.evaluate import checkpoints, predict_logits
 
-    paths = checkpoints(args.runs)
+    members = [_teacher_member(Path(r), args.flip_tta) for r in args.runs]
     train, test = (load_split(Path(args.data), name, Path(args.cache_dir)) for name in ("train", "test"))
-    models = [keras.models.load_model(p) for p in paths]
-    ensemble = lambda x: np.mean([predict_logits(m, x, args.flip_tta) for m in models], axis=0)  # noqa: E731
+    ensemble = lambda x: np.mean([m(x) for m in members], axis=0)  # noqa: E731
     train_logits = ensemble(train.x)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, train_logits)
     scores = ", ".join(f"{b.title} {float((ensemble(b.x).argmax(1) == b.y).mean()):.2%}"
                        for b in all_benchmarks(test, args.ferplus_votes, args.diffusionfer))
-    print(f"{out}: logits of {len(paths)} model(s) on {len(train)} train images; "
+    print(f"{out}: logits of {len(members)} model(s) on {len(train)} train images; "
           f"accuracy train {float((train_logits.argmax(1) == train.y).mean()):.2%}; {scores}")
+
+
+def _teacher_member(src: Path, flip_tta: bool) -> Callable[[np.ndarray], np.ndarray]:
+    """One teacher's logits for uint8 images: a run or .keras file, or a shipped int8 .tflite read
+    through the edge runtime as the device runs it (with the flip TTA its card says it holds)."""
+    import numpy as np
+
+    from trainer.data import DataError
+
+    if src.suffix == ".tflite":
+        from edge.classifier import Classifier, ModelError
+
+        if not src.is_file():
+            raise DataError(f"no model at {src}")
+        try:
+            clf = Classifier(src, num_threads=2)
+        except ModelError as e:
+            raise DataError(str(e)) from None
+        return lambda x: np.concatenate([clf.logits(x[i:i + 256]) for i in range(0, len(x), 256)])
+    import keras
+
+    from trainer.evaluate import checkpoints, predict_logits
+
+    [path] = checkpoints([src])
+    model = keras.models.load_model(path)
+    return lambda x: predict_logits(model, x, flip_tta)
 
 
 TEST_SETS = ("fer2013", "ferplus", "diffusionfer")
