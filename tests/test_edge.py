@@ -55,7 +55,7 @@ def test_shipped_model_and_card(model):
     clf = Classifier(model)
     assert clf.labels == LABELS == tuple(card["labels"])
     assert card["input"]["size"] == [48, 48] and model.stat().st_size == card["bytes"] <= 300 * 1024
-    probs = clf.classify(np.random.default_rng(1).integers(0, 255, (3, 48, 48), np.uint8))
+    probs = clf.classify(np.random.default_rng(0).integers(0, 255, (3, 48, 48), np.uint8))
     assert probs.shape == (3, 7) and np.allclose(probs.sum(1), 1, atol=1e-5)
 
 
@@ -435,7 +435,7 @@ def test_predict_rejects_a_non_image(tmp_path):
 def test_predict_whole_reads_a_folder_of_face_crops(tmp_path):
     import cv2
 
-    rng = np.random.default_rng(1)
+    rng = np.random.default_rng(0)
     (tmp_path / "happy").mkdir()
     for name in ("happy/a.png", "b.jpg"):
         cv2.imwrite(str(tmp_path / name), rng.integers(0, 255, (100, 100), np.uint8))
