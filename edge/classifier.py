@@ -135,11 +135,15 @@ class Classifier:
             times.append(time.perf_counter() - t0)
         return float(np.median(times) * 1000)
 
+    MAX_BATCH = 256  # a whole dataset goes through in batches of this many, not one tensor of its size
+
     def logits(self, faces: np.ndarray) -> np.ndarray:
         """Raw model outputs, dequantized, for uint8 faces (N, H, W)."""
         n = len(faces)
         if n == 0:
             return np.zeros((0, len(self.labels)), np.float32)
+        if n > self.MAX_BATCH:
+            return np.concatenate([self.logits(faces[i:i + self.MAX_BATCH]) for i in range(0, n, self.MAX_BATCH)])
         if n != self._batch:
             self._interp.resize_tensor_input(self._in_index, [n, *self.input_size, 1])
             self._interp.allocate_tensors()

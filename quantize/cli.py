@@ -65,7 +65,7 @@ def int8_scores(clf, benches: list) -> dict:
 
     out = {}
     for bench in benches:
-        pred = np.concatenate([clf.logits(bench.x[i:i + 256]).argmax(1) for i in range(0, len(bench.y), 256)])
+        pred = clf.logits(bench.x).argmax(1)
         report = classification_report(bench.y, pred)
         out[bench.name] = {"title": bench.title, "images": len(bench.y), "excluded": bench.excluded,
                            "int8_accuracy": round(report["accuracy"], 4),
@@ -123,7 +123,7 @@ def quantize(args: argparse.Namespace, command: str) -> dict:
     for bench in benches:
         test_sets[bench.name]["float_accuracy"] = round(float(np.mean(predict_logits(model, bench.x).argmax(1) == bench.y)), 4)
     float_pred = predict_logits(model, test.x).argmax(1)
-    int8_pred = np.concatenate([clf.logits(test.x[i:i + 256]).argmax(1) for i in range(0, len(test), 256)])
+    int8_pred = clf.logits(test.x).argmax(1)
     float_report = classification_report(test.y, float_pred)
     int8_report = classification_report(test.y, int8_pred)
     agreement = float(np.mean(float_pred == int8_pred))

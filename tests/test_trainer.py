@@ -257,6 +257,8 @@ def test_flip_tta_model_averages_each_face_with_its_mirror(trained, folders, tes
     batch = clf.logits(faces)
     assert np.allclose(batch, np.concatenate([clf.logits(f[None]) for f in faces]), atol=step)
     assert np.allclose(batch, clf.logits(np.ascontiguousarray(faces[:, :, ::-1])), atol=step)
+    many = np.concatenate([faces] * 60)  # 300 faces: run in batches of Classifier.MAX_BATCH
+    assert np.allclose(clf.logits(many), np.tile(batch, (60, 1)), atol=step)
     table = train_cli.compare([trained])
     assert "| flip TTA |" in table and "DiffusionFER" in table  # each quantized variant gets its row
     # a shipped .tflite as a distillation teacher: the edge runtime's logits of the train images

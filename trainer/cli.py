@@ -170,8 +170,6 @@ def _teacher(args: argparse.Namespace) -> None:
 def _teacher_member(src: Path, flip_tta: bool) -> Callable[[np.ndarray], np.ndarray]:
     """One teacher's logits for uint8 images: a run or .keras file, or a shipped int8 .tflite read
     through the edge runtime as the device runs it (with the flip TTA its card says it holds)."""
-    import numpy as np
-
     from trainer.data import DataError
 
     if src.suffix == ".tflite":
@@ -183,7 +181,7 @@ def _teacher_member(src: Path, flip_tta: bool) -> Callable[[np.ndarray], np.ndar
             clf = Classifier(src, num_threads=2)
         except ModelError as e:
             raise DataError(str(e)) from None
-        return lambda x: np.concatenate([clf.logits(x[i:i + 256]) for i in range(0, len(x), 256)])
+        return clf.logits
     import keras
 
     from trainer.evaluate import checkpoints, predict_logits
