@@ -22,7 +22,6 @@ class Pacer:
         self.full_every = full_every
         self.skipped = 0
         self._credit = 1.0  # frames that may be processed now
-        self._last_ts: float | None = None
         self._recent: deque[float] = deque(maxlen=self.WINDOW)  # capture times of the source's last frames
         self._since_search = full_every  # the first frame starts a full search
         self._since_quick = full_every
@@ -36,9 +35,8 @@ class Pacer:
         capture jitter would otherwise cost frames. Its first frames are always taken."""
         if not self.period:
             return True
-        if self._last_ts is not None:
-            self._credit = min(self.BURST, self._credit + (ts - self._last_ts) / self.period)
-        self._last_ts = ts
+        if self._recent:
+            self._credit = min(self.BURST, self._credit + (ts - self._recent[-1]) / self.period)
         self._recent.append(ts)
         n, span = len(self._recent), self._recent[-1] - self._recent[0]
         if n < 3 or span >= 0.9 * self.period * (n - 1):  # its first frames, or a source no faster than the target
