@@ -162,7 +162,7 @@ def table(r: dict) -> str:
              f"frames {r['frames']}, FPS target {r['fps_target'] or 'max'}: processed {r['fps_processed']}, "
              f"skipped {r['fps_skipped']} (pacer {r['frames_skipped']}, grabber {r['frames_dropped']})",
              f"faces/frame {r['faces_per_frame']}, frames with a face detected {r['frames_with_faces']:.1%} "
-             f"(of those searched; {r['frames_coasted']} coasted), "
+             f"(of those searched; {r['frames_coasted']} between re-detections), "
              f"tracked {r['frames_tracked']:.1%}, events {r['events']}, "
              f"first event {r['first_event_s']} s",
              "", f"{'stage':<10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"]

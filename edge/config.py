@@ -77,7 +77,7 @@ class DetectorConfig(_Section):
     roi_margin: float = Field(0.25, ge=0.0, le=2.0, description="search margin around a known face for cheap re-detection, as a fraction of its size")
     crop_margin: float = Field(0.0, ge=0.0, le=0.5, description="margin added around the Haar box before the crop (the model expects none)")
     full_every: int = Field(30, ge=2, description="while faces are tracked, a full-frame search for new faces (beside the loop) every this many processed frames; twice as often with none tracked")
-    redetect_every: int = Field(4, ge=1, le=10, description="known faces are re-detected (and classified) every this many processed frames; in between their tracks coast")
+    redetect_every: int = Field(4, ge=1, le=10, description="known faces are re-detected every this many processed frames; in between they are classified at their last boxes, so that what is published does not turn on which frames were detected")
 
 
 class TrackerConfig(_Section):

@@ -19,7 +19,7 @@ from edge.publish.payloads import event_payload, face_jpeg, state_payload
 from edge.records import Frame, State
 from edge.sources import Grabber
 from edge.stats import Stats, cpu_temperature
-from edge.tracker import Tracker
+from edge.tracker import Track, Tracker
 
 log = logging.getLogger(__name__)
 
@@ -52,21 +52,18 @@ class Pipeline:
         self.classifier.classify(np.zeros((1, *self.classifier.input_size), np.uint8))
 
     def process(self, frame: Frame) -> int:
-        """Run one frame through every stage; returns the number of faces found (0 on a coasting frame,
-        where known faces keep their boxes and scores and only the publishers see the frame)."""
+        """Run one frame through every stage; returns the number of faces detected (0 on a frame between
+        re-detections, where known faces keep their boxes and are only scored again)."""
         c0, t0 = time.thread_time(), time.perf_counter()
         known = self.tracker.boxes()
         new = [b for b in self.search.poll() or [] if all(iou(b, k) < 0.3 for k in known)]
         search = self.pacer.search_due(bool(known))  # a full-frame search beside the loop, for faces not yet known
-        if known or new:  # re-detected near their boxes on this frame; tracks coast in between
-            if not new and not self.pacer.redetect_due(self.cfg.detector.redetect_every):
-                if search:
-                    self.search.submit(frame.image, known)
-                for p in self.publishers:
-                    p.frame(frame.image, self.tracker.state())
-                self.stats.frame_coasted(len(known), time.thread_time() - c0)
-                return 0
+        between: list[Track] | None = None  # on a frame between re-detections: the tracks scored at their boxes
+        if new or (known and self.pacer.redetect_due(self.cfg.detector.redetect_every)):
             boxes = self.detector.redetect(frame.image, known + new)
+        elif known:
+            between = self.tracker.current()
+            boxes = [t.box for t in between]
         else:  # nobody tracked: a coarse search in the loop finds a face that comes close at once
             boxes = []
             if self.pacer.quick_due():
@@ -77,7 +74,10 @@ class Pipeline:
         t_crop = time.perf_counter()
         probs = self.classifier.classify(faces)
         c2, t2 = time.thread_time(), time.perf_counter()
-        events = self.tracker.update(boxes, probs, frame.ts, frame.wall)
+        if between is None:
+            events = self.tracker.update(boxes, probs, frame.ts, frame.wall)
+        else:
+            events = self.tracker.rescore(between, probs, frame.ts, frame.wall)
         state = self.tracker.state()
         c3, t3 = time.thread_time(), time.perf_counter()
         device = self.cfg.mqtt.device_id
@@ -94,13 +94,15 @@ class Pipeline:
         for p in self.publishers:
             p.frame(frame.image, state)
         if search:  # started once this frame's work is done, so as not to slow it down
-            self.search.submit(frame.image, boxes)
+            self.search.submit(frame.image, boxes if between is None else known)
         c4, t4 = time.thread_time(), time.perf_counter()
-        for stage, seconds, cpu in (("detect", t1 - t0, c1 - c0), ("classify", t2 - t1, c2 - c1),
-                                    ("track", t3 - t2, c3 - c2), ("publish", t4 - t3, c4 - c3)):
+        stages = (("detect", t1 - t0, c1 - c0), ("classify", t2 - t1, c2 - c1),
+                  ("track", t3 - t2, c3 - c2), ("publish", t4 - t3, c4 - c3))
+        for stage, seconds, cpu in stages[between is not None:]:  # no detection ran between re-detections
             self.stats.add(stage, seconds, cpu)
-        self.stats.frame_done(len(boxes), len(self.tracker.tracks), t2 - t1, t_crop - t1)
-        return len(boxes)
+        self.stats.frame_done(len(boxes), len(self.tracker.tracks), t2 - t1, t_crop - t1,
+                              detected=between is None)
+        return 0 if between is not None else len(boxes)
 
     def _publish_state(self, state: State, wall: float, image: np.ndarray | None = None) -> None:
         if state.key() == self._state_key:

@@ -49,7 +49,7 @@ class Stats:
         self.processed_at: deque[float] = deque(maxlen=window)
         self.processed = 0
         self.frames_with_faces = 0
-        self.frames_coasted = 0  # tracked faces kept their boxes: no detection or classification ran
+        self.frames_coasted = 0  # between re-detections: known faces scored at their boxes, no detection ran
         self.frames_tracked = 0
         self.faces = 0
         self.events = 0
@@ -61,13 +61,17 @@ class Stats:
         self.stage_ms[stage].append(seconds * 1000)
         self.stage_cpu_s[stage] += cpu_s
 
-    def frame_done(self, faces: int, tracks: int, classify_s: float, crop_s: float) -> None:
-        """Count one processed frame: faces detected in it, face tracks live after it, and the
-        seconds its classify stage took in all (`classify_s`) and for cropping (`crop_s`)."""
+    def frame_done(self, faces: int, tracks: int, classify_s: float, crop_s: float, detected: bool = True) -> None:
+        """Count one processed frame: faces classified in it (found by a detection, or known faces
+        scored at their boxes between detections: `detected` False), face tracks live after it, and
+        the seconds its classify stage took in all (`classify_s`) and for cropping (`crop_s`)."""
         self.processed += 1
         self._processed_now()
-        self.faces += faces
-        self.frames_with_faces += faces > 0
+        if detected:
+            self.faces += faces
+            self.frames_with_faces += faces > 0
+        else:
+            self.frames_coasted += 1
         self.frames_tracked += tracks > 0
         if faces:
             self.classify_ms_per_face.append(classify_s * 1000 / faces)
@@ -78,13 +82,6 @@ class Stats:
         self.processed_at.append(now)
         if self.first_frame_at is None:
             self.first_frame_at = now
-
-    def frame_coasted(self, tracks: int, cpu_s: float) -> None:
-        self.processed += 1
-        self.frames_coasted += 1
-        self._processed_now()
-        self.frames_tracked += tracks > 0
-        self.stage_cpu_s["track"] += cpu_s
 
     def event_published(self, capture_ts: float) -> None:
         now = time.monotonic()

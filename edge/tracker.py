@@ -18,7 +18,8 @@ class Track:
     face_id: int
     box: Box
     probs: np.ndarray
-    last_seen: float
+    last_seen: float  # when a detection last found it
+    scored: float  # when its probabilities were last folded in (found, or scored at its box in between)
     emotion: str | None = None
 
     @property
@@ -31,6 +32,11 @@ class Tracker:
         self.cfg, self.labels = cfg, labels
         self.tracks: list[Track] = []
         self._next_id = 1
+        self._updated = -math.inf  # the time of the last detection folded in
+
+    def current(self) -> list[Track]:
+        """The tracks the last detection found: the faces a frame between detections scores at their boxes."""
+        return [t for t in self.tracks if t.last_seen == self._updated]
 
     def boxes(self) -> list[Box]:
         return [t.box for t in self.tracks]
@@ -52,23 +58,40 @@ class Tracker:
     def update(self, boxes: list[Box], probs: np.ndarray, ts: float, wall: float) -> list[Event]:
         """Fold one frame's faces (boxes and class probabilities) in; return emotion-change events."""
         matched = self._match(boxes)
+        self._updated = ts
         events = []
         for i, box in enumerate(boxes):
             track = matched.get(i)
             if track is None:
-                track = Track(self._next_id, box, probs[i].astype(np.float64), ts)
+                track = Track(self._next_id, box, probs[i].astype(np.float64), ts, ts)
                 self._next_id += 1
                 self.tracks.append(track)
             else:
-                dt = max(ts - track.last_seen, 0.0)
-                alpha = 1.0 if self.cfg.smoothing_s == 0 else 1 - math.exp(-dt / self.cfg.smoothing_s)
-                track.probs = (1 - alpha) * track.probs + alpha * probs[i]
+                self._fold(track, probs[i], ts)
                 track.box, track.last_seen = box, ts
             event = self._decide(track, ts, wall)
             if event:
                 events.append(event)
         self.tracks = [t for t in self.tracks if ts - t.last_seen <= self.cfg.expire_s]
         return events
+
+    def rescore(self, tracks: list[Track], probs: np.ndarray, ts: float, wall: float) -> list[Event]:
+        """Fold in probabilities of `tracks` scored at their boxes on a frame between detections;
+        their boxes and last sighting stay as the last detection left them."""
+        events = []
+        for track, p in zip(tracks, probs):
+            self._fold(track, p, ts)
+            event = self._decide(track, ts, wall)
+            if event:
+                events.append(event)
+        return events
+
+    def _fold(self, track: Track, probs: np.ndarray, ts: float) -> None:
+        """The EMA step: older scores fade with a time constant of `smoothing_s`."""
+        dt = max(ts - track.scored, 0.0)
+        alpha = 1.0 if self.cfg.smoothing_s == 0 else 1 - math.exp(-dt / self.cfg.smoothing_s)
+        track.probs = (1 - alpha) * track.probs + alpha * probs
+        track.scored = ts
 
     def _decide(self, track: Track, ts: float, wall: float) -> Event | None:
         top = int(track.probs.argmax())

@@ -141,6 +141,21 @@ def test_tracker_keeps_ids_and_fires_once_per_real_change():
     assert [f.face_id for f in tr.state().faces] == [2]
 
 
+def test_tracker_scores_found_faces_again_between_detections():
+    tr = Tracker(TrackerConfig(smoothing_s=0.2, hysteresis=0.1), LABELS)
+    tr.update([(100, 80, 60, 60), (400, 80, 60, 60)], np.vstack([_probs("happy"), _probs("happy")]), 0.0, 0)
+    tr.update([(102, 80, 60, 60)], _probs("happy"), 0.1, 0)  # the second face: missed by this detection
+    between = tr.current()
+    assert [t.face_id for t in between] == [1]
+    events = []
+    for i in range(1, 16):
+        events += tr.rescore(between, _probs("sad"), 0.1 + i / 30, 0)
+    assert [(e.face_id, e.emotion, e.previous) for e in events] == [(1, "sad", "happy")]
+    assert between[0].box == (102, 80, 60, 60) and between[0].last_seen == 0.1
+    tr.update([], np.empty((0, 7)), 1.2, 0)  # being scored between detections keeps no face alive
+    assert tr.tracks == []
+
+
 def test_pacer_skips_frames_over_the_target():
     pacer = Pacer(fps=10, full_every=5)
     taken = sum(pacer.take(i / 30) for i in range(90))  # 3 s of a 30 FPS camera
