@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import tempfile
@@ -349,6 +350,14 @@ def test_daemon_on_real_clip_tracks_the_face_and_emits_events(face_video):
     assert {e["face_id"] for e in events} == {1}  # one person, one stable id
     assert len(events) < 30  # changes, not frames (464 frames)
     assert all(e["emotion"] in LABELS and set(e["scores"]) == set(LABELS) for e in events)
+
+
+def test_real_clip_publishes_the_same_events_whichever_frame_it_starts_on(face_video):
+    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "events-by-start.py"), str(face_video),
+                        "--starts", "3"], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert r.returncode == 0, r.stderr
+    runs = [re.sub(r" \(\d\.\d\d\)", "", line.split(": ", 1)[1]) for line in r.stdout.splitlines()]
+    assert len(runs) == 3 and len(set(runs)) == 1, runs  # which frames fall on a re-detection does not matter
 
 
 def test_events_fire_once_per_expression_change_with_one_stable_face_id(face_clip, model):
