@@ -16,7 +16,7 @@ from edge.classifier import Classifier
 from trainer.benchmarks import all_benchmarks
 from trainer.data import load_split
 from trainer.evaluate import softmax
-from trainer.labels import LABELS
+from trainer.metrics import classification_report
 
 WEIGHTS = (1.0, 0.75, 0.6, 0.5, 0.4, 0.25, 0.0)
 
@@ -32,11 +32,10 @@ def main() -> None:
         cells = []
         for b in benches:
             pa, pb = probs[b.name]
-            pred = (a * pa + (1 - a) * pb).argmax(1)
-            cell = f"{b.name} {(pred == b.y).mean():.2%}"
+            report = classification_report(b.y, (a * pa + (1 - a) * pb).argmax(1))
+            cell = f"{b.name} {report['accuracy']:.2%}"
             if b.name == "fer2013":
-                recall = {c: ((pred == i) & (b.y == i)).sum() / max((b.y == i).sum(), 1)
-                          for i, c in enumerate(LABELS) if c in ("disgust", "fear")}
+                recall = {c: report["per_class"][c]["recall"] for c in ("disgust", "fear")}
                 cell += f" (disgust {recall['disgust']:.2f}, fear {recall['fear']:.2f})"
             cells.append(cell)
         print(f"a = {a}: " + "; ".join(cells))
