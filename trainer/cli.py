@@ -57,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--mixup", type=float, default=0.0, help="mixup alpha (0 disables)")
     fit.add_argument("--rotate", type=float, default=10.0, help="max rotation in degrees")
     fit.add_argument("--cache-dir", default=".cache", help="decoded-array cache")
+    fit.add_argument("--precision", choices=["float32", "bf16"], default="float32",
+                     help="bf16: Keras mixed_bfloat16 (bf16 convolutions, float32 weights, logits and loss); "
+                          "pays for large full convolutions on CPUs with AMX or AVX512-BF16")
 
     ev = sub.add_parser("evaluate", help="re-evaluate a run's best.keras (or a .keras file) on PublicTest")
     ev.add_argument("model", help="run folder or .keras file")

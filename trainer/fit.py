@@ -31,6 +31,8 @@ from trainer.models import ARCHITECTURES, count_macs
 
 log = logging.getLogger(__name__)
 
+PRECISIONS = {"float32": "float32", "bf16": "mixed_bfloat16"}
+
 
 @dataclass(frozen=True)
 class FitConfig:
@@ -59,6 +61,7 @@ class FitConfig:
     ferplus_votes: str = DEFAULT_VOTES
     diffusionfer: str = DEFAULT_DIFFUSIONFER
     cache_dir: str = ".cache"
+    precision: str = "float32"  # float32 | bf16 (mixed_bfloat16: bf16 compute, float32 weights and logits)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
@@ -188,7 +191,8 @@ def fit(cfg: FitConfig) -> Path:
                                                  "train": counts}, indent=2))
     log.info("targets: %s labels (FER+ share %.2f): %s", cfg.labels, cfg.ferplus_share, counts)
 
-    # Model
+    # Model (the precision policy must be set before its layers are built)
+    keras.mixed_precision.set_global_policy(PRECISIONS[cfg.precision])
     builder = ARCHITECTURES[cfg.arch]
     kwargs = {"width": cfg.width, "dropout": cfg.dropout}
     if cfg.arch == "compact":

@@ -39,7 +39,7 @@ def _inputs() -> tuple[keras.KerasTensor, keras.KerasTensor]:
 def _head(x, dropout: float):
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(dropout)(x)
-    return layers.Dense(len(LABELS), name="logits")(x)
+    return layers.Dense(len(LABELS), name="logits", dtype="float32")(x)  # float32 logits under any precision
 
 
 def compact(width: float = 1.0, depth: int = 2, dropout: float = 0.3) -> keras.Model:
