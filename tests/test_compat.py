@@ -47,7 +47,7 @@ def test_runtime_resolves_to_aarch64_wheels_for_raspberry_pi_os(tmp_path, python
         pytest.skip("the package index is not reachable")
     assert r.returncode == 0, r.stderr[-2000:]
     got = {i["metadata"]["name"].lower(): i["metadata"]["version"] for i in json.loads(report.read_text())["install"]}
-    assert {"numpy", "opencv-python-headless", "ai-edge-litert", "aiohttp", "paho-mqtt"} <= set(got)
+    assert {"numpy", "opencv-python-headless", "ai-edge-litert", "aiohttp", "paho-mqtt", "pillow"} <= set(got)
     if python == "3.11":  # bookworm: Debian's picamera2 needs numpy 1.x in the venv
         assert got["numpy"].startswith("1.")
 

@@ -22,12 +22,14 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
-from aiohttp import web
+from aiohttp import BodyPartReader, ClientPayloadError, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from edge import __version__
 from edge.annotate import annotate, to_jpeg
@@ -36,6 +38,7 @@ from edge.config import Config
 from edge.detector import FaceDetector
 from edge.publish import HTTPServerError
 from edge.records import State
+from edge.upload import UploadError, decode_image
 
 log = logging.getLogger("fer-edge.http")
 Predictor = tuple[Classifier, FaceDetector]
@@ -44,6 +47,24 @@ PAGE = Path(__file__).resolve().parent.parent / "web" / "index.html"
 SSE_QUEUE = 256  # messages a slow event-stream client may lag behind before it is dropped
 STALL_S = 10.0  # a client that accepts no bytes for this long is dropped
 HEARTBEAT_S = 15.0
+FILE_FIELDS = ("image", "file", "photo")  # form fields taken as the photo even without a filename
+
+
+class _BadRequestsInOneLine(logging.Filter):
+    """aiohttp logs a request it cannot parse (broken framing, a lying Content-Length) at ERROR with a
+    traceback, and answers it 400 itself: a hostile client must not fill the log, so one INFO line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, (HttpProcessingError, ConnectionError)):
+            reason = str(getattr(exc, "message", "") or exc).strip().splitlines()
+            record.msg, record.args = "http: bad request refused: %s", (reason[0] if reason else type(exc).__name__,)
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.exc_info = record.exc_text = None
+        return True
+
+
+logging.getLogger("aiohttp.server").addFilter(_BadRequestsInOneLine())
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -65,7 +86,8 @@ class HTTPPublisher:
         self._token = self.http.token()
         self._predictor_factory = predictor
         self._predictor: Predictor | None = None
-        self._predict_lock = threading.Lock()
+        self._predict_worker = ThreadPoolExecutor(1, thread_name_prefix="predict")  # one photo at a time
+        self._predicts = 0  # POST /predict requests being read, waiting or running
         self._state: dict | None = None
         self._stats: dict | None = None
         self._sse: set[_Listener] = set()
@@ -106,6 +128,7 @@ class HTTPPublisher:
                 log.debug("http cleanup: %s", e)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=3)
+        self._predict_worker.shutdown(wait=False, cancel_futures=True)
         if not self._thread.is_alive():
             self._loop.close()
 
@@ -122,6 +145,10 @@ class HTTPPublisher:
             self._encoder.cancel()
         assert self._runner is not None
         await self._runner.cleanup()
+        rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]  # e.g. idle keep-alive clients
+        for task in rest:
+            task.cancel()
+        await asyncio.gather(*rest, return_exceptions=True)
 
     # -- publisher interface (frame-loop thread; never blocks) --------------------------------
     def event(self, payload: dict) -> None:
@@ -310,36 +337,68 @@ class HTTPPublisher:
                 q.put_nowait(jpeg)
 
     async def _predict(self, request: web.Request) -> web.Response:
-        if request.content_type.startswith("multipart/"):
-            body = b""
-            async for part in await request.multipart():
-                if part.filename or part.name in ("image", "file", "photo"):
-                    body = await part.read(decode=False)
-                    break
-            if not body:
-                return _error(400, "no image in the form (send it as a file field, e.g. 'image')")
-        else:
-            body = await request.read()
-        if not body:
-            return _error(400, "empty body: POST the photo itself, or a multipart form with the photo")
-        image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
-        if image is None:
-            return _error(415, "not an image OpenCV can read (JPEG, PNG, BMP, WebP, TIFF ...)")
-        faces, annotated = await self._loop.run_in_executor(None, self._predict_image, image)
+        """One photo at a time is decoded and read, off this loop; `max_predict_queue` more may wait."""
+        if self._predicts > self.http.max_predict_queue:
+            return web.json_response({"error": f"busy: {self._predicts} photos in progress "
+                                      f"(http.max_predict_queue {self.http.max_predict_queue})"},
+                                     status=503, headers={"Retry-After": "1"})
+        self._predicts += 1  # counted from the first byte read, so bodies waiting their turn are bounded too
+        try:
+            body = await asyncio.wait_for(self._upload(request), self.http.upload_timeout_s)
+            faces, annotated = await self._loop.run_in_executor(self._predict_worker, self._predict_image, body)
+        except UploadError as e:
+            return _error(e.status, str(e))
+        except asyncio.TimeoutError:
+            return _error(408, f"the upload took longer than http.upload_timeout_s ({self.http.upload_timeout_s:g} s)")
+        finally:
+            self._predicts -= 1
         if not faces:
             return web.json_response({"error": "no face found in the image", "faces": []}, status=422)
         if request.query.get("format") == "jpeg":
             return web.Response(body=annotated, content_type="image/jpeg")
         return web.json_response({"faces": faces, "image_jpeg_b64": base64.b64encode(annotated).decode()})
 
-    def _predict_image(self, image: np.ndarray) -> tuple[list[dict], bytes]:
-        """Run in a worker thread, on an interpreter of its own (the frame loop's is not shared)."""
+    async def _upload(self, request: web.Request) -> bytes:
+        """The photo's bytes: the raw body, or the first file field of a multipart form, at most
+        `max_upload_mb` either way. UploadError 4xx for anything malformed or cut short."""
+        limit = int(self.http.max_upload_mb * 2**20)
+        too_large = UploadError(413, f"upload larger than http.max_upload_mb ({self.http.max_upload_mb:g} MB)")
+        try:
+            if not request.content_type.startswith("multipart/"):
+                body = await request.read()  # aiohttp enforces client_max_size (413)
+            else:
+                body = b""
+                async for part in await request.multipart():
+                    if isinstance(part, BodyPartReader) and (part.filename or part.name in FILE_FIELDS):
+                        chunks, size = [], 0
+                        while chunk := await part.read_chunk():
+                            size += len(chunk)
+                            if size > limit:
+                                raise too_large
+                            chunks.append(chunk)
+                        body = b"".join(chunks)
+                        break
+                if not body:
+                    raise UploadError(400, "no image in the form (send it as a file field, e.g. 'image')")
+        except web.HTTPRequestEntityTooLarge:
+            raise too_large from None
+        except ConnectionResetError:  # the client went away mid-upload: nobody is left to read an answer
+            raise UploadError(400, "the upload was cut short (connection lost)") from None
+        except (ValueError, AssertionError, RuntimeError, LookupError, ClientPayloadError, HttpProcessingError) as e:
+            # aiohttp's words for a cut-short body, a missing boundary, a bad part header or encoding
+            raise UploadError(400, f"malformed request body: {e}") from None
+        if not body:
+            raise UploadError(400, "empty body: POST the photo itself, or a multipart form with the photo")
+        return body
+
+    def _predict_image(self, body: bytes) -> tuple[list[dict], bytes]:
+        """Run on the one predict worker thread, with an interpreter of its own (the frame loop's is not shared)."""
         from edge.predict import annotate as draw, predict_faces
 
-        with self._predict_lock:
-            if self._predictor is None:
-                self._predictor = self._predictor_factory()
-            classifier, detector = self._predictor
-            gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-            faces = predict_faces(gray, classifier, detector, self.cfg.detector.crop_margin)
+        image = decode_image(body, self.http.max_upload_pixels)
+        if self._predictor is None:
+            self._predictor = self._predictor_factory()
+        classifier, detector = self._predictor
+        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        faces = predict_faces(gray, classifier, detector, self.cfg.detector.crop_margin)
         return faces, to_jpeg(draw(image, faces), 85)
