@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import warnings
 
+import cv2
 import numpy as np
 
 FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "PPM", "GIF")
@@ -26,11 +27,14 @@ class UploadError(Exception):
         self.status = status
 
 
-def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
-    """BGR pixels (H, W, 3) of an encoded still image, upright per its EXIF orientation.
+def decode_image(data: bytes, max_pixels: int, draft_side: int | None = None) -> tuple[np.ndarray, float]:
+    """BGR pixels (H, W, 3) of an encoded still image, upright per its EXIF orientation, and the
+    factor from them to the original's pixels (1.0 unless reduced).
 
-    UploadError 415 if it is not an image of FORMATS or cannot be decoded, 413 if it has more than
-    `max_pixels` pixels (checked on the header, before decoding).
+    With `draft_side`, an image at least twice that on both sides is reduced by a whole factor that
+    keeps both at least `draft_side`; a JPEG is decoded at a reduced scale (1/2, 1/4 or 1/8, by
+    libjpeg, at no cost) to begin with, so a phone photo takes a quarter of the memory or less. UploadError 415 if it is not an image of FORMATS or
+    cannot be decoded, 413 if it has more than `max_pixels` pixels (checked on the header, before decoding).
     """
     from PIL import Image, ImageOps  # imported on the first upload: the daemon's idle RSS stays as it was
 
@@ -48,8 +52,15 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
                                    "(http.max_upload_pixels)")
         if width == 0 or height == 0:
             raise UploadError(415, "image has no pixels")
+        if draft_side is not None and im.format == "JPEG":
+            im.draft(im.mode, (draft_side, draft_side))
         try:
-            im = ImageOps.exif_transpose(im).convert("RGB")
+            ImageOps.exif_transpose(im, in_place=True)  # loads the pixels
+            if draft_side is not None and (k := min(im.size) // draft_side) >= 2:
+                im = im.reduce(k)
+            if im.mode != "RGB":
+                im = im.convert("RGB")
         except Exception:  # truncated or corrupt data, an unsupported compression
             raise UploadError(415, f"{im.format} image could not be decoded (truncated or corrupt)") from None
-    return np.ascontiguousarray(np.asarray(im)[..., ::-1])
+    pixels = np.array(im)
+    return cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR, dst=pixels), max(width, height) / max(im.size)

@@ -111,8 +111,8 @@ def test_a_bomb_is_refused_from_its_header_and_a_photo_of_its_format_decodes(kin
             decode_image(bombs.ALL[kind](side), LIMIT)
         assert refused.value.status == 413 and "more than 25,000,000" in str(refused.value)
     encoded = cv2.imencode(ENCODINGS[kind], photo)[1].tobytes()
-    decoded = decode_image(encoded, LIMIT)
-    assert decoded.shape == photo.shape
+    decoded, scale = decode_image(encoded, LIMIT)
+    assert decoded.shape == photo.shape and scale == 1.0
     assert np.array_equal(decoded, cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_COLOR))
     with pytest.raises(UploadError) as broken:  # cut short: one clear error, not a half-decoded image
         decode_image(encoded[: len(encoded) // 3], LIMIT)
@@ -260,3 +260,11 @@ def test_fuzzed_requests_answer_quickly_with_json_and_the_daemon_keeps_going(dae
     growth_mb = (vm_kb(pid, "VmRSS") - rss_before) / 1024
     assert growth_mb < 40, growth_mb
     assert daemon.proc.poll() is None and len(statuses) >= 3, statuses
+
+
+def test_a_large_photo_is_decoded_reduced_and_says_by_how_much(photo):
+    large = cv2.resize(photo, (4000, 3000))
+    for ext in (".jpg", ".png"):  # JPEG reduced by libjpeg while decoding, PNG after
+        decoded, scale = decode_image(cv2.imencode(ext, large)[1].tobytes(), LIMIT, draft_side=1280)
+        assert decoded.shape == (1500, 2000, 3) and scale == 2.0, ext
+        assert np.abs(decoded.astype(int) - cv2.resize(large, (2000, 1500), interpolation=cv2.INTER_AREA)).mean() < 3

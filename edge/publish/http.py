@@ -47,6 +47,7 @@ PAGE = Path(__file__).resolve().parent.parent / "web" / "index.html"
 SSE_QUEUE = 256  # messages a slow event-stream client may lag behind before it is dropped
 STALL_S = 10.0  # a client that accepts no bytes for this long is dropped
 HEARTBEAT_S = 15.0
+DRAFT_SIDE = 1280  # JPEG photos larger than this on both sides are decoded at 1/2, 1/4 or 1/8 scale
 FILE_FIELDS = ("image", "file", "photo")  # form fields taken as the photo even without a filename
 
 
@@ -395,10 +396,13 @@ class HTTPPublisher:
         """Run on the one predict worker thread, with an interpreter of its own (the frame loop's is not shared)."""
         from edge.predict import annotate as draw, predict_faces
 
-        image = decode_image(body, self.http.max_upload_pixels)
+        image, scale = decode_image(body, self.http.max_upload_pixels, DRAFT_SIDE)
         if self._predictor is None:
             self._predictor = self._predictor_factory()
         classifier, detector = self._predictor
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         faces = predict_faces(gray, classifier, detector, self.cfg.detector.crop_margin)
-        return faces, to_jpeg(draw(image, faces), 85)
+        annotated = to_jpeg(draw(image, faces), 85)  # drawn at the decoded size; boxes reported in the original's
+        for face in faces:
+            face["box"] = [round(v * scale) for v in face["box"]]
+        return faces, annotated
