@@ -47,6 +47,13 @@ def with_flip_tta(model: keras.Model) -> keras.Model:
     return keras.Model(inp, out, name=f"{model.name}_flip")
 
 
+def with_temperature(model: keras.Model, temperature: float) -> keras.Model:
+    """Wrap `model` so its logits are divided by `temperature`: the softmax of what it returns is calibrated."""
+    inp = keras.Input(model.input_shape[1:], name="pixels")
+    out = keras.layers.Rescaling(1 / temperature, name="temperature")(model(inp))
+    return keras.Model(inp, out, name=model.name)
+
+
 def to_int8_tflite(model: keras.Model, representative: np.ndarray) -> bytes:
     """Convert with int8 weights, activations, input and output, calibrated on `representative`."""
 

@@ -232,6 +232,9 @@ def test_quantize_writes_int8_model_and_card(trained, folders, test_sets, tmp_pa
     assert card["data"]["ferplus_votes"] == test_sets[1]
     assert card["quantize"]["command"].startswith("fer-quantize ")
     assert card["data"]["train_checksum"].startswith("sha256:")
+    calibration = card["confidence_calibration"]  # a temperature fitted to the votes, baked into the model
+    assert 0.25 <= calibration["temperature"] <= 8 and "FER+ vote" in calibration["fitted_on"]
+    assert set(calibration["expected_calibration_error"]) == {"fer2013", "ferplus", "diffusionfer"}
 
     capfd.readouterr()
     assert quant_cli.main([str(out), "--score", "--data", str(folders), *test_sets]) == 0  # the shipped file alone
@@ -266,6 +269,19 @@ def test_flip_tta_model_averages_each_face_with_its_mirror(trained, folders, tes
                            *test_sets]) == 0
     train = load_split(folders, "train", tmp_path / "cache")
     assert np.array_equal(np.load(tmp_path / "int8.npy"), clf.logits(train.x))
+    # the committed form: train and PublicTest logits, float16, checked against the images on use
+    npz = tmp_path / "teacher.npz"
+    assert train_cli.main(["teacher", str(out), "--data", str(folders), "--out", str(npz), *test_sets]) == 0
+    with np.load(npz) as f:
+        assert f["train"].dtype == np.float16 and f["test"].shape == (70, 7)
+        assert np.allclose(f["train"], clf.logits(train.x), atol=1e-2)
+    fit = ["fit", "--data", str(folders), "--run", str(tmp_path / "student"), "--epochs", "1", "--width", "0.25",
+           "--depth", "1", "--batch-size", "16", "--cache-dir", str(tmp_path / "cache"), *test_sets,
+           "--labels", "ferplus", "--teacher-logits", str(npz), "--precision", "bf16"]
+    assert train_cli.main(fit) == 0
+    import keras
+    student = keras.models.load_model(tmp_path / "student" / "best.keras")
+    assert student.get_layer("logits").compute_dtype == "float32" and student.layers[2].compute_dtype == "bfloat16"
 
 
 def test_quantize_refuses_foreign_model(tmp_path, capsys):

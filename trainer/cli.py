@@ -44,7 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--seed", type=int, default=1)
     fit.add_argument("--init-from", help="warm start from a run folder's best.keras (same architecture)")
     kd = fit.add_mutually_exclusive_group()
-    kd.add_argument("--teacher-logits", help="train_logits.npy of a teacher run, for distillation")
+    kd.add_argument("--teacher-logits", help="a teacher's train logits, for distillation: a run's train_logits.npy "
+                    "or the .npz of `fer-train teacher`")
     kd.add_argument("--teacher", dest="teachers", nargs="+", default=(), metavar="RUN",
                     help="online distillation: run folders whose mean logits on each augmented batch are the teacher")
     fit.add_argument("--distill-weight", type=float, default=0.7)
@@ -71,7 +72,8 @@ def _parser() -> argparse.ArgumentParser:
     teach = sub.add_parser("teacher", help="save an ensemble's train logits for --teacher-logits; prints its accuracy")
     teach.add_argument("runs", nargs="+", help="run folders (best.keras), .keras files or int8 .tflite models "
                        "(as the edge runs them); their logits are averaged")
-    teach.add_argument("--out", required=True, help="where to write the .npy logits")
+    teach.add_argument("--out", required=True, help="where to write the logits: .npy (train only, float32) or "
+                       ".npz (train and PublicTest, float16, compressed: small enough to commit)")
     teach.add_argument("--no-flip-tta", dest="flip_tta", action="store_false",
                        help="one pass per model (default: each model's logits averaged over the images "
                             "and their mirrors)")
@@ -163,7 +165,12 @@ def _teacher(args: argparse.Namespace) -> None:
     train_logits = ensemble(train.x)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(out, train_logits)
+    if out.suffix == ".npz":  # small enough to commit: float16, compressed, with what it was made from
+        np.savez_compressed(out, train=train_logits.astype(np.float16), test=ensemble(test.x).astype(np.float16),
+                            train_checksum=train.checksum, test_checksum=test.checksum,
+                            members=np.array([str(r) for r in args.runs]))
+    else:
+        np.save(out, train_logits)
     scores = ", ".join(f"{b.title} {float((ensemble(b.x).argmax(1) == b.y).mean()):.2%}"
                        for b in all_benchmarks(test, args.ferplus_votes, args.diffusionfer))
     print(f"{out}: logits of {len(members)} model(s) on {len(train)} train images; "

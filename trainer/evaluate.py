@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from trainer.benchmarks import Benchmark, publictest  # noqa: E402
+from trainer.calibration import softmax  # noqa: E402
 from trainer.data import DataError, Split  # noqa: E402
 from trainer.labels import LABELS  # noqa: E402
 from trainer.metrics import classification_report, roc_auc, roc_curve  # noqa: E402
@@ -52,11 +53,6 @@ def predict_logits(model: keras.Model, x: np.ndarray, flip_tta: bool = False) ->
 def flip_tta_accuracy(model: keras.Model, split: Split | Benchmark) -> float:
     """Accuracy on `split` with each image's logits averaged with its mirror image's."""
     return float((predict_logits(model, split.x, flip_tta=True).argmax(1) == split.y).mean())
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
 
 
 def score_benchmark(bench: Benchmark, plain: np.ndarray, flip: np.ndarray) -> dict:

@@ -19,7 +19,7 @@ VOTE_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust
                 "contempt", "unknown", "not_face")
 TO_LABEL = {"neutral": "neutral", "happiness": "happy", "surprise": "surprise", "sadness": "sad",
             "anger": "angry", "disgust": "disgust", "fear": "fear"}
-_SEVEN = [VOTE_COLUMNS.index(c) for c in (next(k for k, v in TO_LABEL.items() if v == lab) for lab in LABELS)]
+SEVEN = [VOTE_COLUMNS.index(c) for c in (next(k for k, v in TO_LABEL.items() if v == lab) for lab in LABELS)]
 NOT_FACE = VOTE_COLUMNS.index("not_face")
 
 
@@ -57,7 +57,7 @@ def majority(votes: np.ndarray) -> np.ndarray:
     clear = (top > 0) & ((v == top[:, None]).sum(axis=1) == 1)
     col = v.argmax(axis=1)
     to_label = np.full(len(VOTE_COLUMNS), -1)
-    to_label[_SEVEN] = np.arange(len(LABELS))
+    to_label[SEVEN] = np.arange(len(LABELS))
     return np.where(clear, to_label[col], -1)
 
 
@@ -77,7 +77,7 @@ def blend_targets(split: Split, onehot: np.ndarray, votes: np.ndarray, weight: f
     blanks), are left out; images whose votes all fall outside the seven (contempt, unknown) keep
     their FER-2013 target alone.
     """
-    seven = np.nan_to_num(votes[:, _SEVEN], nan=0.0)
+    seven = np.nan_to_num(votes[:, SEVEN], nan=0.0)
     total = seven.sum(axis=1, keepdims=True)
     has_row = ~np.isnan(votes[:, 0])
     not_face = has_row & (np.nan_to_num(votes).argmax(axis=1) == NOT_FACE)

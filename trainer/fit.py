@@ -84,13 +84,26 @@ def soft_targets(split: Split, cfg: FitConfig) -> Targets:
         targets = blend_targets(split, y, votes, cfg.ferplus_share)
         y = targets.y
     if cfg.teacher_logits:
-        logits = np.load(cfg.teacher_logits).astype(np.float32)
+        logits = load_teacher_logits(Path(cfg.teacher_logits), split)
         if logits.shape != y.shape:
             raise DataError(f"teacher logits {cfg.teacher_logits} have shape {logits.shape}, expected {y.shape}")
         z = logits / cfg.distill_temperature
         p = np.exp(z - z.max(axis=1, keepdims=True))
         y = (1 - cfg.distill_weight) * y + cfg.distill_weight * p / p.sum(axis=1, keepdims=True)
     return replace(targets, y=y.astype(np.float32))
+
+
+def load_teacher_logits(path: Path, split: Split) -> np.ndarray:
+    """Train logits from a .npy, or from the .npz of `fer-train teacher` (checked against `split`)."""
+    if not path.is_file():
+        raise DataError(f"no teacher logits at {path}")
+    if path.suffix != ".npz":
+        return np.load(path).astype(np.float32)
+    with np.load(path) as f:
+        if str(f["train_checksum"]) != split.checksum:
+            raise DataError(f"{path} was made from other training images (checksum {f['train_checksum']}, "
+                            f"these are {split.checksum})")
+        return f["train"].astype(np.float32)
 
 
 def class_weights(labels: np.ndarray, power: float) -> np.ndarray:
@@ -191,13 +204,15 @@ def fit(cfg: FitConfig) -> Path:
                                                  "train": counts}, indent=2))
     log.info("targets: %s labels (FER+ share %.2f): %s", cfg.labels, cfg.ferplus_share, counts)
 
-    # Model (the precision policy must be set before its layers are built)
-    keras.mixed_precision.set_global_policy(PRECISIONS[cfg.precision])
-    builder = ARCHITECTURES[cfg.arch]
+    # Model (its layers take the precision policy in force when they are built, and keep it)
     kwargs = {"width": cfg.width, "dropout": cfg.dropout}
     if cfg.arch == "compact":
         kwargs["depth"] = cfg.depth
-    model = builder(**kwargs)
+    keras.mixed_precision.set_global_policy(PRECISIONS[cfg.precision])
+    try:
+        model = ARCHITECTURES[cfg.arch](**kwargs)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
     log.info("%s: %d params, %.1f M MACs", model.name, model.count_params(), count_macs(model) / 1e6)
     if cfg.init_from:  # warm start; an interrupted run's own backup still takes precedence
         _load_weights(model, Path(cfg.init_from))

@@ -1,0 +1,39 @@
+"""Confidence that means what it says: a softmax temperature fitted to the FER+ votes, and the
+expected calibration error (ECE) that says how far a model's confidence is from its accuracy."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from trainer.ferplus import SEVEN
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = logits / temperature
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def vote_distributions(votes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The seven classes' share of each image's FER+ votes, and which images have any (N, 10) -> (M, 7), (N,)."""
+    seven = np.nan_to_num(votes[:, SEVEN], nan=0.0)
+    total = seven.sum(axis=1)
+    has = total > 0
+    return seven[has] / total[has, None], has
+
+
+def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
+    """The temperature T minimising the cross-entropy of softmax(logits / T) against `targets`
+    (per-image distributions, e.g. the share of people's votes), searched on a log grid 0.25..8."""
+    grid = np.exp(np.linspace(np.log(0.25), np.log(8.0), 400))
+    losses = [-(targets * np.log(softmax(logits, t) + 1e-12)).sum(axis=1).mean() for t in grid]
+    return float(grid[int(np.argmin(losses))])
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
+    """Mean |accuracy - confidence| over equal-width confidence bins, weighted by their share of images."""
+    confidence, correct = probs.max(axis=1), probs.argmax(axis=1) == labels
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    return float(sum(abs(correct[which == b].mean() - confidence[which == b].mean()) * (which == b).mean()
+                     for b in range(bins) if (which == b).any()))
