@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from edge.upload import UploadError, decode_image
@@ -232,6 +232,9 @@ def test_fuzzed_requests_answer_quickly_with_json_and_the_daemon_keeps_going(dae
     @settings(max_examples=150, deadline=None, database=None, derandomize=True,
               suppress_health_check=list(HealthCheck))
     @given(requests(seeds))
+    @example((seeds[1], "image/jpeg", False, None))  # the random cases are mostly refused: these pass
+    @example((form([("image", "f.png", seeds[0])]), "multipart/form-data; boundary=b0undary", False, None))
+    @example((seeds[-2], "image/png", False, None))
     def one(request: tuple[bytes, str, bool, int | None]) -> None:
         nonlocal slowest
         body, content_type, cut, length = request
@@ -259,7 +262,7 @@ def test_fuzzed_requests_answer_quickly_with_json_and_the_daemon_keeps_going(dae
     assert watched["fps"] >= 0.9 * 30, watched
     growth_mb = (vm_kb(pid, "VmRSS") - rss_before) / 1024
     assert growth_mb < 40, growth_mb
-    assert daemon.proc.poll() is None and len(statuses) >= 3, statuses
+    assert daemon.proc.poll() is None and {200, 400, 413, 415} <= set(statuses), statuses
 
 
 def test_a_large_photo_is_decoded_reduced_and_says_by_how_much(photo):
