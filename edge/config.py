@@ -169,7 +169,7 @@ class HTTPConfig(_Section):
     preview_width: int = Field(640, ge=160, le=1920, description="preview frames are scaled down to this width")
     max_clients: int = Field(4, ge=1, le=64, description="streaming clients (event stream and preview) at once")
     max_upload_mb: float = Field(10.0, gt=0.0, le=100.0, description="largest photo POST /predict accepts")
-    max_upload_pixels: int = Field(25_000_000, ge=1, le=200_000_000,
+    max_upload_pixels: int = Field(25_000_000, ge=1, le=100_000_000,
                                    description="most pixels a photo may have, read from its header before decoding")
     upload_timeout_s: float = Field(30.0, gt=0.0, le=600.0, description="longest a photo's upload may take (then 408)")
     max_predict_queue: int = Field(2, ge=0, le=16, description="photos that may wait while one is read (more get 503)")

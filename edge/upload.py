@@ -33,8 +33,9 @@ def decode_image(data: bytes, max_pixels: int, draft_side: int | None = None) ->
 
     With `draft_side`, an image at least twice that on both sides is reduced by a whole factor that
     keeps both at least `draft_side`; a JPEG is decoded at a reduced scale (1/2, 1/4 or 1/8, by
-    libjpeg, at no cost) to begin with, so a phone photo takes a quarter of the memory or less. UploadError 415 if it is not an image of FORMATS or
-    cannot be decoded, 413 if it has more than `max_pixels` pixels (checked on the header, before decoding).
+    libjpeg, at no cost) to begin with, so a phone photo takes a quarter of the memory or less.
+    UploadError 415 if it is not an image of FORMATS or cannot be decoded, 413 if it has more than
+    `max_pixels` pixels (checked on the header, before decoding).
     """
     from PIL import Image, ImageOps  # imported on the first upload: the daemon's idle RSS stays as it was
 
@@ -56,6 +57,8 @@ def decode_image(data: bytes, max_pixels: int, draft_side: int | None = None) ->
             im.draft(im.mode, (draft_side, draft_side))
         try:
             ImageOps.exif_transpose(im, in_place=True)  # loads the pixels
+            if im.mode not in ("L", "RGB"):  # palette, CMYK, 16-bit ...: what reduce() takes
+                im = im.convert("RGB")
             if draft_side is not None and (k := min(im.size) // draft_side) >= 2:
                 im = im.reduce(k)
             if im.mode != "RGB":

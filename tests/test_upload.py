@@ -3,6 +3,7 @@ that does not grow, and a fuzz run against the real server, with its memory and 
 
 from __future__ import annotations
 
+import io
 import json
 import socket
 import threading
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from PIL import Image
 
 from edge.upload import UploadError, decode_image
 from tests import bombs
@@ -267,6 +269,10 @@ def test_fuzzed_requests_answer_quickly_with_json_and_the_daemon_keeps_going(dae
 
 def test_a_large_photo_is_decoded_reduced_and_says_by_how_much(photo):
     large = cv2.resize(photo, (4000, 3000))
+    buf = io.BytesIO()
+    Image.fromarray(large[..., ::-1]).convert("P").save(buf, "PNG")
+    decoded, scale = decode_image(buf.getvalue(), LIMIT, draft_side=1280)  # a palette image, reduced too
+    assert decoded.shape == (1500, 2000, 3) and scale == 2.0
     for ext in (".jpg", ".png"):  # JPEG reduced by libjpeg while decoding, PNG after
         decoded, scale = decode_image(cv2.imencode(ext, large)[1].tobytes(), LIMIT, draft_side=1280)
         assert decoded.shape == (1500, 2000, 3) and scale == 2.0, ext
