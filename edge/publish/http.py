@@ -4,7 +4,8 @@
 - `GET /api/state`, `GET /api/stats`: the MQTT state and stats payloads (same schemas);
 - `GET /api/events`: Server-Sent Events of every event, state and stats message;
 - `GET /stream.mjpg`: the annotated preview (MJPEG), only with the preview on;
-- `POST /predict`: a photo in (raw body or a multipart field), its faces and emotions out.
+- `POST /predict`: a photo in (raw body or a multipart field), its faces and emotions out; its size
+  is checked on its header, and it is decoded and read on one worker thread (see `edge.upload`).
 
 The frame loop never waits on a client: it hands over payloads and, only while someone watches the
 preview and at most `http.preview_fps` times a second, a reference to the frame. Annotation and
@@ -47,7 +48,7 @@ PAGE = Path(__file__).resolve().parent.parent / "web" / "index.html"
 SSE_QUEUE = 256  # messages a slow event-stream client may lag behind before it is dropped
 STALL_S = 10.0  # a client that accepts no bytes for this long is dropped
 HEARTBEAT_S = 15.0
-DRAFT_SIDE = 1280  # JPEG photos larger than this on both sides are decoded at 1/2, 1/4 or 1/8 scale
+DRAFT_SIDE = 1280  # photos at least twice this on both sides are read reduced (see decode_image)
 FILE_FIELDS = ("image", "file", "photo")  # form fields taken as the photo even without a filename
 
 
