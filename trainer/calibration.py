@@ -5,21 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from trainer.ferplus import SEVEN
-
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     z = logits / temperature
     e = np.exp(z - z.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
-
-
-def vote_distributions(votes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The seven classes' share of each image's FER+ votes, and which images have any (N, 10) -> (M, 7), (N,)."""
-    seven = np.nan_to_num(votes[:, SEVEN], nan=0.0)
-    total = seven.sum(axis=1)
-    has = total > 0
-    return seven[has] / total[has, None], has
 
 
 def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:

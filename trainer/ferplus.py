@@ -19,7 +19,7 @@ VOTE_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust
                 "contempt", "unknown", "not_face")
 TO_LABEL = {"neutral": "neutral", "happiness": "happy", "surprise": "surprise", "sadness": "sad",
             "anger": "angry", "disgust": "disgust", "fear": "fear"}
-SEVEN = [VOTE_COLUMNS.index(c) for c in (next(k for k, v in TO_LABEL.items() if v == lab) for lab in LABELS)]
+_SEVEN = [VOTE_COLUMNS.index(c) for c in (next(k for k, v in TO_LABEL.items() if v == lab) for lab in LABELS)]
 NOT_FACE = VOTE_COLUMNS.index("not_face")
 
 
@@ -57,8 +57,16 @@ def majority(votes: np.ndarray) -> np.ndarray:
     clear = (top > 0) & ((v == top[:, None]).sum(axis=1) == 1)
     col = v.argmax(axis=1)
     to_label = np.full(len(VOTE_COLUMNS), -1)
-    to_label[SEVEN] = np.arange(len(LABELS))
+    to_label[_SEVEN] = np.arange(len(LABELS))
     return np.where(clear, to_label[col], -1)
+
+
+def vote_shares(votes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each image's share of FER+ votes over the seven classes (N, 10) -> (N, 7), and which images have
+    any vote among them (N,); rows without are all zero."""
+    seven = np.nan_to_num(votes[:, _SEVEN], nan=0.0)
+    total = seven.sum(axis=1, keepdims=True)
+    return np.divide(seven, total, out=np.zeros_like(seven), where=total > 0), total[:, 0] > 0
 
 
 @dataclass(frozen=True)
@@ -77,13 +85,11 @@ def blend_targets(split: Split, onehot: np.ndarray, votes: np.ndarray, weight: f
     blanks), are left out; images whose votes all fall outside the seven (contempt, unknown) keep
     their FER-2013 target alone.
     """
-    seven = np.nan_to_num(votes[:, SEVEN], nan=0.0)
-    total = seven.sum(axis=1, keepdims=True)
+    dist, in_seven = vote_shares(votes)
     has_row = ~np.isnan(votes[:, 0])
     not_face = has_row & (np.nan_to_num(votes).argmax(axis=1) == NOT_FACE)
     keep = has_row & ~not_face
-    usable = keep & (total[:, 0] > 0)
-    dist = np.divide(seven, total, out=np.zeros_like(seven), where=total > 0)
+    usable = keep & in_seven
     y = np.where(usable[:, None], (1 - weight) * onehot + weight * dist, onehot).astype(np.float32)
     counts = {"images": len(split), "with_votes": int(usable.sum()), "fer2013_only": int((keep & ~usable).sum()),
               "left_out_no_row": int((~has_row).sum()), "left_out_not_face": int(not_face.sum())}
