@@ -20,6 +20,7 @@ EXAMPLE = """examples:
   fer-edge predict --whole faces/                    one JSON line per pre-cropped face image
   fer-edge --benchmark --source clip.mp4 --json
   fer-edge --benchmark --watch                       the same with a client watching the preview
+  fer-edge --benchmark --source clip.mp4 --tile 3    a group: the clip as a 3x3 grid of itself
   fer-edge doctor                                    one line per check, with a fix
   sudo fer-edge install-service"""
 
@@ -43,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--benchmark", action="store_true", help="measure per-stage latency on --source (default: a generated clip of a drawn face) and exit")
     p.add_argument("--json", action="store_true", help="with --benchmark: one JSON object instead of a table")
     p.add_argument("--watch", action="store_true", help="with --benchmark: a client watches the page's preview throughout")
+    p.add_argument("--tile", type=int, default=1, metavar="N",
+                   help="with --benchmark: play the clip as an N x N grid of itself at other time offsets (N^2 faces)")
     sub = p.add_subparsers(dest="command")
     pr = sub.add_parser("predict", help="emotions of the faces in still images")
     pr.add_argument("images", nargs="+", type=Path, help="image files, or folders searched for them")
@@ -85,7 +88,10 @@ def _config_path(args: argparse.Namespace) -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not 1 <= args.tile <= 6:
+        parser.error("--tile: N from 1 to 6")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     from edge.service import SETUP_ERRORS, Daemon, RunOptions, resolve_config
 
@@ -106,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             return install_service(args.root, enable=not args.no_enable)
         if args.benchmark:
             from edge.benchmark import benchmark
-            return benchmark(opts, as_json=args.json, watch=args.watch)
+            return benchmark(opts, as_json=args.json, watch=args.watch, tile=args.tile)
         return Daemon(opts).run()
     except SETUP_ERRORS as e:
         print(f"fer-edge: error: {e}", file=sys.stderr)

@@ -77,7 +77,7 @@ class DetectorConfig(_Section):
     roi_margin: float = Field(0.25, ge=0.0, le=2.0, description="search margin around a known face for cheap re-detection, as a fraction of its size")
     crop_margin: float = Field(0.0, ge=0.0, le=0.5, description="margin added around the Haar box before the crop (the model expects none)")
     full_every: int = Field(30, ge=2, description="while faces are tracked, a full-frame search for new faces (beside the loop) every this many processed frames; twice as often with none tracked")
-    redetect_every: int = Field(4, ge=1, le=10, description="known faces are re-detected every this many processed frames; in between they are classified at their last boxes, so that what is published does not turn on which frames were detected")
+    redetect_every: int = Field(4, ge=1, le=10, description="each known face is re-detected every this many processed frames, a group's faces in turn (a share of them on each frame); in between they are classified at their last boxes, so that what is published does not turn on which frames were detected")
 
 
 class TrackerConfig(_Section):
@@ -90,6 +90,7 @@ class TrackerConfig(_Section):
 
 class PacerConfig(_Section):
     fps: float = Field(30.0, ge=0.0, description="processed frames per second to aim for; 0 = as fast as possible")
+    classify_hz: float = Field(10.0, ge=0.0, le=60.0, description="with several faces known, each is classified at least this often, the ones scored longest ago first (one face: every frame), so a group costs less than a face per frame each; 0 = every face on every frame")
 
 
 def _pem_error(e: OSError) -> str:

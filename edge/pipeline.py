@@ -1,4 +1,4 @@
-"""The run loop: latest frame -> pacer -> detect -> classify -> track -> publish."""
+"""The run loop: latest frame -> pacer -> schedule -> detect -> classify -> track -> publish."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ from edge.pacer import Pacer
 from edge.publish import Publisher
 from edge.publish.payloads import event_payload, face_jpeg, state_payload
 from edge.records import Frame, State
+from edge.schedule import FaceSchedule
 from edge.sources import Grabber
 from edge.stats import Stats, cpu_temperature
-from edge.tracker import Track, Tracker
+from edge.tracker import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ class Pipeline:
         self.tracker = Tracker(cfg.tracker, classifier.labels)
         self.search = BackgroundSearch(FaceDetector(cfg.detector))  # a cascade of its own for its thread
         self.pacer = Pacer(cfg.pacer.fps, cfg.detector.full_every)
+        self.schedule = FaceSchedule(cfg.detector.redetect_every, cfg.pacer.classify_hz, cfg.pacer.fps)
         self.stats = Stats()
         self.seq = 0
         self._state_key: tuple | None = None
@@ -52,32 +54,30 @@ class Pipeline:
         self.classifier.classify(np.zeros((1, *self.classifier.input_size), np.uint8))
 
     def process(self, frame: Frame) -> int:
-        """Run one frame through every stage; returns the number of faces detected (0 on a frame between
-        re-detections, where known faces keep their boxes and are only scored again)."""
+        """Run one frame through every stage; returns the number of faces classified on it."""
         c0, t0 = time.thread_time(), time.perf_counter()
-        known = self.tracker.boxes()
-        new = [b for b in self.search.poll() or [] if all(iou(b, k) < 0.3 for k in known)]
+        known = self.tracker.tracks
+        new = [b for b in self.search.poll() or [] if all(iou(b, t.box) < 0.3 for t in known)]
         search = self.pacer.search_due(bool(known))  # a full-frame search beside the loop, for faces not yet known
-        between: list[Track] | None = None  # on a frame between re-detections: the tracks scored at their boxes
-        if new or (known and self.pacer.redetect_due(self.cfg.detector.redetect_every)):
-            boxes = self.detector.redetect(frame.image, known + new)
-        elif known:
-            between = self.tracker.current()
-            boxes = [t.box for t in between]
+        due = self.schedule.redetect(known)
+        searched = len(due) + len(new)
+        if known or new:  # the faces due on this frame, and new ones, each searched in its own region
+            boxes = self.detector.redetect(frame.image, [t.box for t in due] + new) if searched else []
         else:  # nobody tracked: a coarse search in the loop finds a face that comes close at once
             boxes = []
             if self.pacer.quick_due():
                 boxes = self.detector.detect(frame.image, quick=True)
                 self.pacer.record_quick_cost(time.perf_counter() - t0)
+                searched = 1
+        started = self.tracker.observe(boxes, due, frame.ts) if searched else []
+        scored = self.schedule.classify(self.tracker.found(), started)
         c1, t1 = time.thread_time(), time.perf_counter()
-        faces = crop_faces(frame.image, boxes, self.classifier.input_size, self.cfg.detector.crop_margin)
+        faces = crop_faces(frame.image, [t.box for t in scored], self.classifier.input_size,
+                           self.cfg.detector.crop_margin)
         t_crop = time.perf_counter()
         probs = self.classifier.classify(faces)
         c2, t2 = time.thread_time(), time.perf_counter()
-        if between is None:
-            events = self.tracker.update(boxes, probs, frame.ts, frame.wall)
-        else:
-            events = self.tracker.rescore(between, probs, frame.ts, frame.wall)
+        events = self.tracker.score(scored, probs, frame.ts, frame.wall)
         state = self.tracker.state()
         c3, t3 = time.thread_time(), time.perf_counter()
         device = self.cfg.mqtt.device_id
@@ -94,15 +94,16 @@ class Pipeline:
         for p in self.publishers:
             p.frame(frame.image, state)
         if search:  # started once this frame's work is done, so as not to slow it down
-            self.search.submit(frame.image, boxes if between is None else known)
+            self.search.submit(frame.image, self.tracker.boxes())
         c4, t4 = time.thread_time(), time.perf_counter()
-        stages = (("detect", t1 - t0, c1 - c0), ("classify", t2 - t1, c2 - c1),
-                  ("track", t3 - t2, c3 - c2), ("publish", t4 - t3, c4 - c3))
-        for stage, seconds, cpu in stages[between is not None:]:  # no detection ran between re-detections
-            self.stats.add(stage, seconds, cpu)
-        self.stats.frame_done(len(boxes), len(self.tracker.tracks), t2 - t1, t_crop - t1,
-                              detected=between is None)
-        return 0 if between is not None else len(boxes)
+        if searched:  # frames where no search ran have no detect time
+            self.stats.add("detect", t1 - t0, c1 - c0, searched)
+        self.stats.add("classify", t2 - t1, c2 - c1, len(scored))
+        self.stats.add("track", t3 - t2, c3 - c2, len(self.tracker.tracks))
+        self.stats.add("publish", t4 - t3, c4 - c3)
+        self.stats.frame_done(len(self.tracker.found()), len(self.tracker.tracks), len(scored), t_crop - t1,
+                              searched=bool(searched))
+        return len(scored)
 
     def _publish_state(self, state: State, wall: float, image: np.ndarray | None = None) -> None:
         if state.key() == self._state_key:

@@ -43,39 +43,41 @@ class Stats:
         self.started = time.monotonic()
         self.stage_ms = {s: deque(maxlen=window) for s in STAGES}
         self.stage_cpu_s = dict.fromkeys(STAGES, 0.0)  # the frame loop's thread CPU time, per stage
-        self.classify_ms_per_face: deque[float] = deque(maxlen=window)
+        self.stage_ms_per_face = {s: deque(maxlen=window) for s in STAGES}  # a stage's time / the faces it handled
         self.crop_ms_per_face: deque[float] = deque(maxlen=window)  # the crop+resize part of classify
         self.latency_ms: deque[float] = deque(maxlen=window)
         self.processed_at: deque[float] = deque(maxlen=window)
         self.processed = 0
         self.frames_with_faces = 0
-        self.frames_coasted = 0  # between re-detections: known faces scored at their boxes, no detection ran
+        self.frames_coasted = 0  # no search ran: known faces only scored at their boxes
         self.frames_tracked = 0
-        self.faces = 0
+        self.faces = 0  # found faces, summed over frames
+        self.classified = 0  # faces classified, summed over frames
         self.events = 0
         self.first_event_s: float | None = None
         self.first_frame_at: float | None = None  # FPS counts from here: start-up is not frame rate
         self._cpu0 = time.process_time()
 
-    def add(self, stage: str, seconds: float, cpu_s: float = 0.0) -> None:
+    def add(self, stage: str, seconds: float, cpu_s: float = 0.0, faces: int = 0) -> None:
+        """One frame's time in `stage`, which handled `faces` faces (searched, classified, tracked)."""
         self.stage_ms[stage].append(seconds * 1000)
         self.stage_cpu_s[stage] += cpu_s
+        if faces:
+            self.stage_ms_per_face[stage].append(seconds * 1000 / faces)
 
-    def frame_done(self, faces: int, tracks: int, classify_s: float, crop_s: float, detected: bool = True) -> None:
-        """Count one processed frame: faces classified in it (found by a detection, or known faces
-        scored at their boxes between detections: `detected` False), face tracks live after it, and
-        the seconds its classify stage took in all (`classify_s`) and for cropping (`crop_s`)."""
+    def frame_done(self, found: int, tracks: int, classified: int, crop_s: float, searched: bool = True) -> None:
+        """Count one processed frame: the faces found after it (tracks whose last search found them),
+        the tracks live, the faces classified on it and the seconds their crops took, and whether any
+        face search ran on it."""
         self.processed += 1
         self._processed_now()
-        if detected:
-            self.faces += faces
-            self.frames_with_faces += faces > 0
-        else:
-            self.frames_coasted += 1
+        self.faces += found
+        self.classified += classified
+        self.frames_with_faces += found > 0
+        self.frames_coasted += not searched
         self.frames_tracked += tracks > 0
-        if faces:
-            self.classify_ms_per_face.append(classify_s * 1000 / faces)
-            self.crop_ms_per_face.append(crop_s * 1000 / faces)
+        if classified:
+            self.crop_ms_per_face.append(crop_s * 1000 / classified)
 
     def _processed_now(self) -> None:
         now = time.monotonic()
@@ -116,10 +118,9 @@ class Stats:
             "fps_skipped": round((skipped + dropped) / elapsed, 2),
             "frames_skipped": skipped,
             "frames_dropped": dropped,
-            "faces_per_frame": round(self.faces / (self.processed - self.frames_coasted), 3)
-            if self.processed > self.frames_coasted else 0.0,
-            "frames_with_faces": round(self.frames_with_faces / (self.processed - self.frames_coasted), 4)
-            if self.processed > self.frames_coasted else 0.0,
+            "faces_per_frame": round(self.faces / self.processed, 3) if self.processed else 0.0,
+            "faces_classified_per_frame": round(self.classified / self.processed, 3) if self.processed else 0.0,
+            "frames_with_faces": round(self.frames_with_faces / self.processed, 4) if self.processed else 0.0,
             "frames_coasted": self.frames_coasted,
             "frames_tracked": round(self.frames_tracked / self.processed, 4) if self.processed else 0.0,
             "events": self.events,
@@ -135,8 +136,9 @@ class Stats:
         for stage, cpu in stage_cpu.items():
             out[f"cpu_pct_{stage}"] = round(100 * cpu / elapsed, 1)
         out["cpu_pct_other"] = round(max(out["cpu_percent"] - sum(100 * c / elapsed for c in stage_cpu.values()), 0.0), 1)
-        out["classify_ms_per_face_p50"] = _pct(self.classify_ms_per_face, 50)
-        out["classify_ms_per_face_p95"] = _pct(self.classify_ms_per_face, 95)
+        for stage in ("detect", "classify", "track"):
+            out[f"{stage}_ms_per_face_p50"] = _pct(self.stage_ms_per_face[stage], 50)
+        out["classify_ms_per_face_p95"] = _pct(self.stage_ms_per_face["classify"], 95)
         out["crop_ms_per_face_p50"] = _pct(self.crop_ms_per_face, 50)
         out["latency_ms_p50"] = _pct(self.latency_ms, 50)
         out["latency_ms_p95"] = _pct(self.latency_ms, 95)

@@ -17,26 +17,30 @@ from edge.records import Box, Event, FaceState, State
 class Track:
     face_id: int
     box: Box
-    probs: np.ndarray
     last_seen: float  # when a detection last found it
-    scored: float  # when its probabilities were last folded in (found, or scored at its box in between)
+    probs: np.ndarray | None = None  # smoothed class probabilities; None until first scored
+    scored: float = -math.inf  # when its probabilities were last folded in
+    missed: bool = False  # the last search for it did not find it: not scored until found again
     emotion: str | None = None
 
     @property
     def confidence(self) -> float:
-        return float(self.probs.max())
+        return float(self.probs.max()) if self.probs is not None else 0.0
 
 
 class Tracker:
+    """Detections and scores come separately: `observe` folds in where faces were found (the faces
+    searched for on this frame, and new ones), `score` their class probabilities, for any subset of
+    the found faces; so a frame may re-detect some faces and classify others."""
+
     def __init__(self, cfg: TrackerConfig, labels: tuple[str, ...]):
         self.cfg, self.labels = cfg, labels
         self.tracks: list[Track] = []
         self._next_id = 1
-        self._updated = -math.inf  # the time of the last detection folded in
 
-    def current(self) -> list[Track]:
-        """The tracks the last detection found: the faces a frame between detections scores at their boxes."""
-        return [t for t in self.tracks if t.last_seen == self._updated]
+    def found(self) -> list[Track]:
+        """The tracks whose last search found them: the faces that may be scored at their boxes."""
+        return [t for t in self.tracks if not t.missed]
 
     def boxes(self) -> list[Box]:
         return [t.box for t in self.tracks]
@@ -55,29 +59,28 @@ class Tracker:
                 used.add(track.face_id)
         return matched
 
-    def update(self, boxes: list[Box], probs: np.ndarray, ts: float, wall: float) -> list[Event]:
-        """Fold one frame's faces (boxes and class probabilities) in; return emotion-change events."""
+    def observe(self, boxes: list[Box], searched: list[Track], ts: float) -> list[Track]:
+        """Fold in the faces a detection found at `ts`: `boxes` continue the tracks they overlap or
+        start new ones (returned, not yet scored); a `searched` track none of them continues is
+        missed. Tracks unseen for `expire_s` are dropped."""
         matched = self._match(boxes)
-        self._updated = ts
-        events = []
+        for track in searched:
+            track.missed = True
+        new = []
         for i, box in enumerate(boxes):
             track = matched.get(i)
             if track is None:
-                track = Track(self._next_id, box, probs[i].astype(np.float64), ts, ts)
+                track = Track(self._next_id, box, ts)
                 self._next_id += 1
                 self.tracks.append(track)
-            else:
-                self._fold(track, probs[i], ts)
-                track.box, track.last_seen = box, ts
-            event = self._decide(track, ts, wall)
-            if event:
-                events.append(event)
+                new.append(track)
+            track.box, track.last_seen, track.missed = box, ts, False
         self.tracks = [t for t in self.tracks if ts - t.last_seen <= self.cfg.expire_s]
-        return events
+        return new
 
-    def rescore(self, tracks: list[Track], probs: np.ndarray, ts: float, wall: float) -> list[Event]:
-        """Fold in probabilities of `tracks` scored at their boxes on a frame between detections;
-        their boxes and last sighting stay as the last detection left them."""
+    def score(self, tracks: list[Track], probs: np.ndarray, ts: float, wall: float) -> list[Event]:
+        """Fold in the class probabilities of `tracks`, scored at their boxes at `ts`; return the
+        emotion-change events."""
         events = []
         for track, p in zip(tracks, probs):
             self._fold(track, p, ts)
@@ -88,9 +91,12 @@ class Tracker:
 
     def _fold(self, track: Track, probs: np.ndarray, ts: float) -> None:
         """The EMA step: older scores fade with a time constant of `smoothing_s`."""
-        dt = max(ts - track.scored, 0.0)
-        alpha = 1.0 if self.cfg.smoothing_s == 0 else 1 - math.exp(-dt / self.cfg.smoothing_s)
-        track.probs = (1 - alpha) * track.probs + alpha * probs
+        if track.probs is None:
+            track.probs = probs.astype(np.float64)
+        else:
+            dt = max(ts - track.scored, 0.0)
+            alpha = 1.0 if self.cfg.smoothing_s == 0 else 1 - math.exp(-dt / self.cfg.smoothing_s)
+            track.probs = (1 - alpha) * track.probs + alpha * probs
         track.scored = ts
 
     def _decide(self, track: Track, ts: float, wall: float) -> Event | None:
@@ -109,4 +115,4 @@ class Tracker:
 
     def state(self) -> State:
         return State([FaceState(t.face_id, t.emotion, t.confidence, t.box, face_mood(t.probs, self.labels),
-                                tuple(t.probs.tolist())) for t in self.tracks])
+                                tuple(t.probs.tolist())) for t in self.tracks if t.probs is not None])

@@ -24,8 +24,10 @@ from edge.config import Config, ConfigError, TrackerConfig, load_config
 from edge.pacer import Pacer
 from edge.sources import Grabber, Picamera2Source, SourceError, open_source
 from edge.config import SourceConfig
+from edge.schedule import FaceSchedule
 from edge.tracker import Tracker
-from edge.synthetic import face_frame, write_clip
+from edge.synthetic import face_clip, face_frame, write_clip
+from edge.tiles import tile_clip
 from tests.conftest import FER_EDGE, REPO, free_port, wait_for
 
 LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -127,34 +129,66 @@ def _probs(label: str, p: float = 0.8) -> np.ndarray:
     return v[None]
 
 
+def _step(tr: Tracker, boxes: list, label_probs: np.ndarray, t: float) -> list:
+    """One frame that searched for every known face and scored every face found."""
+    tr.observe(boxes, list(tr.tracks), t)
+    found = tr.found()
+    return tr.score(found, np.vstack([label_probs] * len(found)) if found else np.empty((0, 7)), t, t)
+
+
 def test_tracker_keeps_ids_and_fires_once_per_real_change():
     tr = Tracker(TrackerConfig(smoothing_s=0.2, hysteresis=0.1), LABELS)
     events, t = [], 0.0
     sequence = ["happy"] * 10 + ["sad", "happy"] * 3 + ["sad"] * 15  # a flicker, then a real change
     for i, label in enumerate(sequence):
         t += 1 / 30
-        events += tr.update([(100 + i % 3, 80, 60, 60)], _probs(label), t, t)
+        events += _step(tr, [(100 + i % 3, 80, 60, 60)], _probs(label), t)
     assert [(e.face_id, e.emotion, e.previous) for e in events] == [(1, "happy", None), (1, "sad", "happy")]
     # a second face gets its own id; an unseen face expires
-    tr.update([(100, 80, 60, 60), (400, 80, 60, 60)], np.vstack([_probs("sad"), _probs("fear")]), t + 0.1, 0)
+    _step(tr, [(100, 80, 60, 60), (400, 80, 60, 60)], _probs("sad"), t + 0.1)
     assert sorted(f.face_id for f in tr.state().faces) == [1, 2]
-    tr.update([(400, 80, 60, 60)], _probs("fear"), t + 5, 0)
+    _step(tr, [(400, 80, 60, 60)], _probs("fear"), t + 5)
     assert [f.face_id for f in tr.state().faces] == [2]
 
 
-def test_tracker_scores_found_faces_again_between_detections():
+def test_tracker_scores_found_faces_between_searches():
     tr = Tracker(TrackerConfig(smoothing_s=0.2, hysteresis=0.1), LABELS)
-    tr.update([(100, 80, 60, 60), (400, 80, 60, 60)], np.vstack([_probs("happy"), _probs("happy")]), 0.0, 0)
-    tr.update([(102, 80, 60, 60)], _probs("happy"), 0.1, 0)  # the second face: missed by this detection
-    between = tr.current()
+    new = tr.observe([(100, 80, 60, 60), (400, 80, 60, 60)], [], 0.0)
+    assert [t.face_id for t in new] == [1, 2] and tr.state().faces == []  # not scored yet: not published
+    tr.score(new, np.vstack([_probs("happy"), _probs("happy")]), 0.0, 0)
+    assert tr.observe([(102, 80, 60, 60)], list(tr.tracks), 0.1) == []  # the second face: missed by this search
+    between = tr.found()
     assert [t.face_id for t in between] == [1]
     events = []
     for i in range(1, 16):
-        events += tr.rescore(between, _probs("sad"), 0.1 + i / 30, 0)
+        events += tr.score(between, _probs("sad"), 0.1 + i / 30, 0)
     assert [(e.face_id, e.emotion, e.previous) for e in events] == [(1, "sad", "happy")]
     assert between[0].box == (102, 80, 60, 60) and between[0].last_seen == 0.1
-    tr.update([], np.empty((0, 7)), 1.2, 0)  # being scored between detections keeps no face alive
+    tr.observe([], [], 1.2)  # being scored between searches keeps no face alive
     assert tr.tracks == []
+
+
+def test_schedule_spreads_a_group_over_frames_and_scores_each_face_ten_times_a_second():
+    tr = Tracker(TrackerConfig(smoothing_s=0.2), LABELS)
+    schedule = FaceSchedule(redetect_every=4, classify_hz=10, fps=30)
+    boxes = [(100 * i, 80, 60, 60) for i in range(9)]
+    searched, scored_at = [], {}
+    for frame in range(60):
+        t = frame / 30
+        due = schedule.redetect(tr.tracks)
+        new = tr.observe(boxes if frame == 0 else [t_.box for t_ in due], due, t)
+        scored = schedule.classify(tr.found(), new)
+        tr.score(scored, np.vstack([_probs("happy")] * len(scored)), t, t)
+        searched.append(len(due))
+        for track in scored:
+            scored_at.setdefault(track.face_id, []).append(frame)
+        assert len(scored) == (9 if frame == 0 else 3)
+    assert all(2 <= n <= 3 for n in searched[1:])  # 9 faces, each every 4th frame: 2 or 3 a frame
+    assert sorted(scored_at) == list(range(1, 10))
+    assert max(b - a for frames in scored_at.values() for a, b in zip(frames, frames[1:])) <= 3  # >= 10 Hz at 30 FPS
+    one = FaceSchedule(redetect_every=4, classify_hz=10, fps=30)  # one face: every frame, as before
+    assert one.classify(tr.found()[:1], []) == tr.found()[:1]
+    assert FaceSchedule(4, 0, 30).classify(tr.found(), []) == tr.found()
 
 
 def test_pacer_skips_frames_over_the_target():
@@ -516,6 +550,31 @@ def test_benchmark_without_a_source_times_every_stage_on_a_drawn_face():
     assert result["source"] == "synthetic (one drawn face)" and result["frames"] == 90
     assert result["frames_with_faces"] > 0.9 and result["faces_per_frame"] > 0.9 and result["events"] >= 1
     assert result["classify_ms_per_face_p50"] > 0 and result["latency_ms_p95"] > 0
+
+
+def test_benchmark_tile_plays_the_clip_as_a_grid_of_itself(tmp_path, monkeypatch):
+    import cv2
+
+    clip = face_clip(tmp_path / "face.avi", 60, (320, 240))
+    tiled = tile_clip(clip, 2, tmp_path)
+    assert tile_clip(clip, 2, tmp_path) == tiled  # made once, then reused
+    cap, frames = cv2.VideoCapture(str(tiled)), []
+    while (read := cap.read())[0]:
+        frames.append(cv2.cvtColor(read[1], cv2.COLOR_BGR2GRAY))
+    assert len(frames) == 60 and frames[0].shape == (480, 640)
+    for k, start in enumerate((0, 15, 30, 45)):  # tile k, row by row, starts k quarters into the clip
+        r, c = divmod(k, 2)
+        tile = frames[0][r * 240:(r + 1) * 240, c * 320:(c + 1) * 320].astype(int)
+        errors = [np.abs(tile - face_frame((i // 45) % 2 == 0, i, (320, 240))).mean() for i in (0, 15, 30, 45)]
+        assert int(np.argmin(errors)) == k and min(errors) < 6
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    r = run_cli("--benchmark", "--json", "--source", str(clip), "--tile", "2", "--max-frames", "60")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert result["tile"] == 2 and result["source"].endswith("tiled 2x2")
+    assert result["faces_per_frame"] > 3.5 and result["faces_classified_per_frame"] < result["faces_per_frame"]
+    assert result["detect_ms_per_face_p50"] > 0 and result["track_ms_per_face_p50"] > 0
+    assert run_cli("--benchmark", "--tile", "9").returncode == 2
 
 
 def test_a_picamera2_that_fails_to_import_is_one_clear_error(monkeypatch):
