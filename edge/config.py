@@ -68,13 +68,13 @@ class ModelSection(_Section):
 
 class DetectorConfig(_Section):
     cascade: Path | None = Field(None, description="Haar cascade XML (default: OpenCV's haarcascade_frontalface_default.xml)")
-    detect_width: int = Field(320, ge=80, description="frames are downscaled to this width for full detection")
+    detect_width: int = Field(400, ge=80, description="frames are downscaled to this width for the full-frame search, which finds faces of 24 px and more at this width")
     quick_width: int = Field(128, ge=48, description="with no face tracked, the loop itself searches frames downscaled to this width (it finds faces of 24 px and more at this width, in a fraction of a full search's time), beside the full search")
     min_face: int = Field(48, ge=16, description="smallest face, in pixels of the original frame")
     scale_factor: float = Field(1.15, gt=1.0, le=2.0)
     min_neighbors: int = Field(5, ge=1, description="Haar confidence for full-frame detection (higher: fewer false faces)")
     roi_min_neighbors: int = Field(3, ge=1, description="Haar confidence for re-detection near a known face, where a false face is unlikely")
-    roi_margin: float = Field(0.25, ge=0.0, le=2.0, description="search margin around a known face for cheap re-detection, as a fraction of its size")
+    roi_margin: float = Field(0.2, ge=0.0, le=2.0, description="search margin around a known face for cheap re-detection, as a fraction of its size")
     crop_margin: float = Field(0.0, ge=0.0, le=0.5, description="margin added around the Haar box before the crop (the model expects none)")
     full_every: int = Field(30, ge=2, description="while faces are tracked, a full-frame search for new faces (beside the loop) every this many processed frames; twice as often with none tracked")
     redetect_every: int = Field(4, ge=1, le=10, description="each known face is re-detected every this many processed frames, a group's faces in turn (a share of them on each frame); in between they are classified at their last boxes, so that what is published does not turn on which frames were detected")

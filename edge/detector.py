@@ -123,6 +123,11 @@ class BackgroundSearch:
             result, self._result = self._result, None
             return result
 
+    def wait(self, timeout: float) -> bool:
+        """Wait until no search is running (a replay that must not outrun it); False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._busy, timeout)
+
     def close(self) -> None:
         """Stop the thread, after the search it may be running (OpenCV must not be mid-call at exit)."""
         with self._cond:
@@ -143,3 +148,4 @@ class BackgroundSearch:
             with self._cond:
                 self._result, self._busy = boxes, False
                 self.cpu_s += time.thread_time() - c0
+                self._cond.notify_all()
