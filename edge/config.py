@@ -78,6 +78,7 @@ class DetectorConfig(_Section):
     crop_margin: float = Field(0.0, ge=0.0, le=0.5, description="margin added around the Haar box before the crop (the model expects none)")
     full_every: int = Field(30, ge=2, description="while faces are tracked, a full-frame search for new faces (beside the loop) every this many processed frames; twice as often with none tracked")
     redetect_every: int = Field(4, ge=1, le=10, description="each known face is re-detected every this many processed frames, a group's faces in turn (a share of them on each frame); in between they are classified at their last boxes, so that what is published does not turn on which frames were detected")
+    redetect_per_frame: float = Field(1.5, ge=0.0, le=10.0, description="a group larger than redetect_every x this has each face re-detected every faces / this frames instead (nine faces: every 6th), so that a frame re-detects this many faces on average; 0 = no limit")
 
 
 class TrackerConfig(_Section):
@@ -86,6 +87,7 @@ class TrackerConfig(_Section):
     smoothing_s: float = Field(0.5, ge=0.0, description="time constant of the probability EMA")
     hysteresis: float = Field(0.1, ge=0.0, le=1.0, description="a new emotion must beat the current one by this margin")
     min_confidence: float = Field(0.35, ge=0.0, le=1.0, description="smoothed score an emotion needs to be reported")
+    first_event_s: float = Field(0.2, ge=0.0, le=5.0, description="a new face's first emotion is published once it has been tracked this long, from the mean of its scores so far (not from its first frame alone)")
 
 
 class PacerConfig(_Section):

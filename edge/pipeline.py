@@ -33,11 +33,13 @@ class Pipeline:
         self.tracker = Tracker(cfg.tracker, classifier.labels)
         self.search = BackgroundSearch(FaceDetector(cfg.detector))  # a cascade of its own for its thread
         self.pacer = Pacer(cfg.pacer.fps, cfg.detector.full_every)
-        self.schedule = FaceSchedule(cfg.detector.redetect_every, cfg.pacer.classify_hz, cfg.pacer.fps)
+        self.schedule = FaceSchedule(cfg.detector.redetect_every, cfg.pacer.classify_hz, cfg.pacer.fps,
+                                     cfg.detector.redetect_per_frame)
         self.stats = Stats()
         self.seq = 0
         self._state_key: tuple | None = None
         self._camera_lost = False
+        self._searched_full = False  # the source's first frame gets a full search in the loop
         self._next_image = 0.0
         self._stats_every = min([cfg.mqtt.stats_interval_s] + [cfg.http.stats_interval_s] * cfg.http.enabled)
         self._next_stats = time.monotonic()  # the first right away: the page and /api/stats have something
@@ -61,14 +63,18 @@ class Pipeline:
         search = self.pacer.search_due(bool(known))  # a full-frame search beside the loop, for faces not yet known
         due = self.schedule.redetect(known)
         searched = len(due) + len(new)
+        first = not self._searched_full
         if known or new:  # the faces due on this frame, and new ones, each searched in its own region
             boxes = self.detector.redetect(frame.image, [t.box for t in due] + new) if searched else []
+        elif first:  # a source's first frame is searched in full in the loop: a group in view is found at once
+            boxes, searched, search = self.detector.detect(frame.image), 1, False
         else:  # nobody tracked: a coarse search in the loop finds a face that comes close at once
             boxes = []
             if self.pacer.quick_due():
                 boxes = self.detector.detect(frame.image, quick=True)
                 self.pacer.record_quick_cost(time.perf_counter() - t0)
                 searched = 1
+        self._searched_full = True
         started = self.tracker.observe(boxes, due, frame.ts) if searched else []
         scored = self.schedule.classify(self.tracker.found(), started)
         c1, t1 = time.thread_time(), time.perf_counter()
@@ -122,7 +128,7 @@ class Pipeline:
     def _check_camera(self) -> None:
         """Once the grabber has lost a live source, forget its faces and say so in the state."""
         if not self.grabber.connected and not self._camera_lost:
-            self._camera_lost = True
+            self._camera_lost, self._searched_full = True, False
             self.tracker.tracks.clear()
             self._publish_state(State(camera="lost"), time.time())
 

@@ -18,8 +18,10 @@ class Track:
     face_id: int
     box: Box
     last_seen: float  # when a detection last found it
+    first_seen: float
     probs: np.ndarray | None = None  # smoothed class probabilities; None until first scored
     scored: float = -math.inf  # when its probabilities were last folded in
+    scores: int = 0  # how many were folded in
     missed: bool = False  # the last search for it did not find it: not scored until found again
     emotion: str | None = None
 
@@ -70,7 +72,7 @@ class Tracker:
         for i, box in enumerate(boxes):
             track = matched.get(i)
             if track is None:
-                track = Track(self._next_id, box, ts)
+                track = Track(self._next_id, box, ts, ts)
                 self._next_id += 1
                 self.tracks.append(track)
                 new.append(track)
@@ -90,19 +92,22 @@ class Tracker:
         return events
 
     def _fold(self, track: Track, probs: np.ndarray, ts: float) -> None:
-        """The EMA step: older scores fade with a time constant of `smoothing_s`."""
-        if track.probs is None:
-            track.probs = probs.astype(np.float64)
-        else:
-            dt = max(ts - track.scored, 0.0)
-            alpha = 1.0 if self.cfg.smoothing_s == 0 else 1 - math.exp(-dt / self.cfg.smoothing_s)
-            track.probs = (1 - alpha) * track.probs + alpha * probs
+        """The EMA step: older scores fade with a time constant of `smoothing_s`; a new track's first
+        scores are averaged evenly (weight 1/n) until the EMA's own weight is the larger, so its first
+        frame counts no more than the ones after it."""
+        dt = max(ts - track.scored, 0.0)
+        alpha = 1.0 if self.cfg.smoothing_s == 0 else 1 - math.exp(-dt / self.cfg.smoothing_s)
+        track.scores += 1
+        alpha = max(alpha, 1 / track.scores)
+        track.probs = probs.astype(np.float64) if track.probs is None else (1 - alpha) * track.probs + alpha * probs
         track.scored = ts
 
     def _decide(self, track: Track, ts: float, wall: float) -> Event | None:
         top = int(track.probs.argmax())
         label, score = self.labels[top], float(track.probs[top])
         if label == track.emotion or score < self.cfg.min_confidence:
+            return None
+        if track.emotion is None and ts - track.first_seen < self.cfg.first_event_s:
             return None
         if track.emotion is not None:
             current = float(track.probs[self.labels.index(track.emotion)])

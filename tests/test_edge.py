@@ -152,7 +152,7 @@ def test_tracker_keeps_ids_and_fires_once_per_real_change():
 
 
 def test_tracker_scores_found_faces_between_searches():
-    tr = Tracker(TrackerConfig(smoothing_s=0.2, hysteresis=0.1), LABELS)
+    tr = Tracker(TrackerConfig(smoothing_s=0.2, hysteresis=0.1, first_event_s=0), LABELS)
     new = tr.observe([(100, 80, 60, 60), (400, 80, 60, 60)], [], 0.0)
     assert [t.face_id for t in new] == [1, 2] and tr.state().faces == []  # not scored yet: not published
     tr.score(new, np.vstack([_probs("happy"), _probs("happy")]), 0.0, 0)
@@ -166,6 +166,16 @@ def test_tracker_scores_found_faces_between_searches():
     assert between[0].box == (102, 80, 60, 60) and between[0].last_seen == 0.1
     tr.observe([], [], 1.2)  # being scored between searches keeps no face alive
     assert tr.tracks == []
+
+
+def test_a_face_seen_on_one_frame_is_no_event_and_its_first_frame_weighs_no_more_than_the_next():
+    tr = Tracker(TrackerConfig(smoothing_s=0.5, first_event_s=0.2), LABELS)
+    assert _step(tr, [(100, 80, 60, 60)], _probs("fear", 0.9), 0.0) == []  # a flash (or a false face): nothing yet
+    events = []
+    for i in range(1, 9):
+        events += _step(tr, [(100, 80, 60, 60)], _probs("neutral", 0.6), i / 30)
+    # after 0.2 s the mean of its scores says neutral; a plain EMA started at the first frame still said fear
+    assert [(e.emotion, e.previous) for e in events] == [("neutral", None)] and events[0].capture_ts >= 0.2
 
 
 def test_schedule_spreads_a_group_over_frames_and_scores_each_face_ten_times_a_second():
@@ -186,6 +196,10 @@ def test_schedule_spreads_a_group_over_frames_and_scores_each_face_ten_times_a_s
     assert all(2 <= n <= 3 for n in searched[1:])  # 9 faces, each every 4th frame: 2 or 3 a frame
     assert sorted(scored_at) == list(range(1, 10))
     assert max(b - a for frames in scored_at.values() for a, b in zip(frames, frames[1:])) <= 3  # >= 10 Hz at 30 FPS
+    capped = FaceSchedule(redetect_every=4, classify_hz=10, fps=30, redetect_per_frame=1.5)
+    per_frame = [len(capped.redetect(tr.tracks)) for _ in range(12)]  # nine faces, 1.5 a frame: each every 6th
+    assert sum(per_frame) == 18 and max(per_frame) == 2
+    assert [len(capped.redetect(tr.tracks[:6])) for _ in range(4)] == [2, 2, 1, 1]  # six: every 4th again
     one = FaceSchedule(redetect_every=4, classify_hz=10, fps=30)  # one face: every frame, as before
     assert one.classify(tr.found()[:1], []) == tr.found()[:1]
     assert FaceSchedule(4, 0, 30).classify(tr.found(), []) == tr.found()
