@@ -87,7 +87,7 @@ class TrackerConfig(_Section):
     smoothing_s: float = Field(0.5, ge=0.0, description="time constant of the probability EMA")
     hysteresis: float = Field(0.1, ge=0.0, le=1.0, description="a new emotion must beat the current one by this margin")
     min_confidence: float = Field(0.35, ge=0.0, le=1.0, description="smoothed score an emotion needs to be reported")
-    first_event_s: float = Field(0.2, ge=0.0, le=5.0, description="a new face's first emotion is published once it has been tracked this long, from the mean of its scores so far (not from its first frame alone)")
+    first_event_scores: int = Field(2, ge=1, le=30, description="a new face's first emotion is published from this many scores on, their mean (so a face seen on one frame only is no event)")
 
 
 class PacerConfig(_Section):

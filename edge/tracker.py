@@ -18,7 +18,6 @@ class Track:
     face_id: int
     box: Box
     last_seen: float  # when a detection last found it
-    first_seen: float
     probs: np.ndarray | None = None  # smoothed class probabilities; None until first scored
     scored: float = -math.inf  # when its probabilities were last folded in
     scores: int = 0  # how many were folded in
@@ -72,7 +71,7 @@ class Tracker:
         for i, box in enumerate(boxes):
             track = matched.get(i)
             if track is None:
-                track = Track(self._next_id, box, ts, ts)
+                track = Track(self._next_id, box, ts)
                 self._next_id += 1
                 self.tracks.append(track)
                 new.append(track)
@@ -107,7 +106,7 @@ class Tracker:
         label, score = self.labels[top], float(track.probs[top])
         if label == track.emotion or score < self.cfg.min_confidence:
             return None
-        if track.emotion is None and ts - track.first_seen < self.cfg.first_event_s:
+        if track.emotion is None and track.scores < self.cfg.first_event_scores:
             return None
         if track.emotion is not None:
             current = float(track.probs[self.labels.index(track.emotion)])

@@ -152,7 +152,7 @@ def test_tracker_keeps_ids_and_fires_once_per_real_change():
 
 
 def test_tracker_scores_found_faces_between_searches():
-    tr = Tracker(TrackerConfig(smoothing_s=0.2, hysteresis=0.1, first_event_s=0), LABELS)
+    tr = Tracker(TrackerConfig(smoothing_s=0.2, hysteresis=0.1, first_event_scores=1), LABELS)
     new = tr.observe([(100, 80, 60, 60), (400, 80, 60, 60)], [], 0.0)
     assert [t.face_id for t in new] == [1, 2] and tr.state().faces == []  # not scored yet: not published
     tr.score(new, np.vstack([_probs("happy"), _probs("happy")]), 0.0, 0)
@@ -169,13 +169,13 @@ def test_tracker_scores_found_faces_between_searches():
 
 
 def test_a_face_seen_on_one_frame_is_no_event_and_its_first_frame_weighs_no_more_than_the_next():
-    tr = Tracker(TrackerConfig(smoothing_s=0.5, first_event_s=0.2), LABELS)
+    tr = Tracker(TrackerConfig(smoothing_s=0.5, first_event_scores=3), LABELS)
     assert _step(tr, [(100, 80, 60, 60)], _probs("fear", 0.9), 0.0) == []  # a flash (or a false face): nothing yet
     events = []
     for i in range(1, 9):
-        events += _step(tr, [(100, 80, 60, 60)], _probs("neutral", 0.6), i / 30)
-    # after 0.2 s the mean of its scores says neutral; a plain EMA started at the first frame still said fear
-    assert [(e.emotion, e.previous) for e in events] == [("neutral", None)] and events[0].capture_ts >= 0.2
+        events += _step(tr, [(100, 80, 60, 60)], _probs("neutral", 0.9), i / 30)
+    # on its third score the mean says neutral; a plain EMA started at the first frame still said fear
+    assert [(e.emotion, e.previous) for e in events] == [("neutral", None)] and events[0].capture_ts == 2 / 30
 
 
 def test_schedule_spreads_a_group_over_frames_and_scores_each_face_ten_times_a_second():
