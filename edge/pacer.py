@@ -10,8 +10,8 @@ class Pacer:
 
     Frames beyond that rate are skipped (and counted). The full-frame search runs beside
     the loop every `full_every` processed frames, twice as often with no face tracked (`search_due`);
-    known faces are re-detected every `redetect_every`-th frame (`redetect_due`); with no face
-    tracked, the loop's own quick search runs as often as fits a quarter of the frame budget (`quick_due`).
+    with no face tracked, the loop's own quick search runs as often as fits a quarter of the frame
+    budget (`quick_due`). Which known faces are re-detected on a frame is `FaceSchedule`'s.
     """
 
     BURST = 2.0  # frames of credit a stall can build up
@@ -56,10 +56,6 @@ class Pacer:
             self._since_search = 0
             return True
         return False
-
-    def redetect_due(self, every: int) -> bool:
-        """Whether known faces are re-detected on this frame (every `every`-th frame after a search)."""
-        return self._since_search % every == 0
 
     def quick_due(self) -> bool:
         """With no face tracked: whether the loop searches this frame itself, as often as fits a

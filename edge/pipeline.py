@@ -76,7 +76,8 @@ class Pipeline:
                 searched = 1
         self._searched_full = True
         started = self.tracker.observe(boxes, due, frame.ts) if searched else []
-        scored = self.schedule.classify(self.tracker.found(), started)
+        found = self.tracker.found()
+        scored = self.schedule.classify(found, started)
         c1, t1 = time.thread_time(), time.perf_counter()
         faces = crop_faces(frame.image, [t.box for t in scored], self.classifier.input_size,
                            self.cfg.detector.crop_margin)
@@ -107,7 +108,7 @@ class Pipeline:
         self.stats.add("classify", t2 - t1, c2 - c1, len(scored))
         self.stats.add("track", t3 - t2, c3 - c2, len(self.tracker.tracks))
         self.stats.add("publish", t4 - t3, c4 - c3)
-        self.stats.frame_done(len(self.tracker.found()), len(self.tracker.tracks), len(scored), t_crop - t1,
+        self.stats.frame_done(len(found), len(self.tracker.tracks), len(scored), t_crop - t1,
                               searched=bool(searched))
         return len(scored)
 

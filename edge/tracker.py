@@ -26,7 +26,7 @@ class Track:
 
     @property
     def confidence(self) -> float:
-        return float(self.probs.max()) if self.probs is not None else 0.0
+        return float(self.probs.max())
 
 
 class Tracker:
