@@ -134,6 +134,27 @@ def test_ferplus_votes_become_blended_targets_and_majority_labels(folders, test_
     assert majority(tie).tolist() == [-1, -1]
 
 
+def test_several_teachers_logits_are_averaged_and_checked(folders, tmp_path):
+    from dataclasses import replace
+
+    from trainer.fit import FitConfig, soft_targets
+
+    train = load_split(folders, "train")
+    rng = np.random.default_rng(0)
+    a, b = (rng.normal(size=(len(train), 7)).astype(np.float32) for _ in range(2))
+    np.save(tmp_path / "a.npy", a)
+    np.save(tmp_path / "b.npy", b)
+    cfg = FitConfig(data=str(folders), run_dir=str(tmp_path), label_smoothing=0, distill_weight=1, distill_temperature=1,
+                    teacher_logits=(str(tmp_path / "a.npy"), str(tmp_path / "b.npy")))
+    mean = (a + b) / 2
+    expected = np.exp(mean) / np.exp(mean).sum(1, keepdims=True)
+    assert np.allclose(soft_targets(train, cfg).y, expected, atol=1e-6)
+    np.save(tmp_path / "short.npy", a[:-1])
+    short = replace(cfg, teacher_logits=(str(tmp_path / "a.npy"), str(tmp_path / "short.npy")))
+    with pytest.raises(DataError, match="short.npy have shape"):
+        soft_targets(train, short)
+
+
 def test_fit_writes_report_and_resumes(trained, folders, test_sets):
     for name in ("best.keras", "history.csv", "report.json", "report.md", "confusion.png", "roc.png", "curves.png",
                  "train_logits.npy", "config.json", "command.txt", "labels.json"):

@@ -44,8 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--seed", type=int, default=1)
     fit.add_argument("--init-from", help="warm start from a run folder's best.keras (same architecture)")
     kd = fit.add_mutually_exclusive_group()
-    kd.add_argument("--teacher-logits", help="a teacher's train logits, for distillation: a run's train_logits.npy "
-                    "or the .npz of `fer-train teacher`")
+    kd.add_argument("--teacher-logits", nargs="+", default=(), metavar="FILE",
+                    help="teachers' train logits, for distillation: a run's train_logits.npy or the .npz of "
+                         "`fer-train teacher`; several are averaged")
     kd.add_argument("--teacher", dest="teachers", nargs="+", default=(), metavar="RUN",
                     help="online distillation: run folders whose mean logits on each augmented batch are the teacher")
     fit.add_argument("--distill-weight", type=float, default=0.7)
@@ -111,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             fields = {f.name for f in dataclasses.fields(FitConfig)}
             values = {k: v for k, v in vars(args).items() if k in fields}
             values["teachers"] = tuple(args.teachers)
+            values["teacher_logits"] = tuple(args.teacher_logits)
             if not 0 <= args.ferplus_weight <= 1:
                 raise DataError(f"--ferplus-weight must be within 0..1, got {args.ferplus_weight}")
             _record_command(Path(args.run), argv)

@@ -52,7 +52,7 @@ class FitConfig:
     patience: int = 20
     seed: int = 1
     init_from: str | None = None
-    teacher_logits: str | None = None
+    teacher_logits: tuple[str, ...] = ()  # several: their logits are averaged
     teachers: tuple[str, ...] = ()
     distill_weight: float = 0.7
     distill_temperature: float = 3.0
@@ -84,9 +84,11 @@ def soft_targets(split: Split, cfg: FitConfig) -> Targets:
         targets = blend_targets(split, y, votes, cfg.ferplus_share)
         y = targets.y
     if cfg.teacher_logits:
-        logits = load_teacher_logits(Path(cfg.teacher_logits), split)
-        if logits.shape != y.shape:
-            raise DataError(f"teacher logits {cfg.teacher_logits} have shape {logits.shape}, expected {y.shape}")
+        members = [load_teacher_logits(Path(t), split) for t in cfg.teacher_logits]
+        for t, m in zip(cfg.teacher_logits, members):
+            if m.shape != y.shape:
+                raise DataError(f"teacher logits {t} have shape {m.shape}, expected {y.shape}")
+        logits = np.mean(members, axis=0)
         z = logits / cfg.distill_temperature
         p = np.exp(z - z.max(axis=1, keepdims=True))
         y = (1 - cfg.distill_weight) * y + cfg.distill_weight * p / p.sum(axis=1, keepdims=True)
@@ -199,7 +201,7 @@ def fit(cfg: FitConfig) -> Path:
     test = load_split(Path(cfg.data), "test", Path(cfg.cache_dir))
     log.info("train %d images %s, test %d images", len(train), train.class_counts().tolist(), len(test))
     benches = all_benchmarks(test, cfg.ferplus_votes, cfg.diffusionfer)
-    counts = soft_targets(train, replace(cfg, teacher_logits=None)).counts
+    counts = soft_targets(train, replace(cfg, teacher_logits=())).counts
     (run / "labels.json").write_text(json.dumps({"labels": cfg.labels, "ferplus_share": cfg.ferplus_share,
                                                  "train": counts}, indent=2))
     log.info("targets: %s labels (FER+ share %.2f): %s", cfg.labels, cfg.ferplus_share, counts)
