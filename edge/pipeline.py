@@ -32,8 +32,8 @@ class Pipeline:
         self.publishers = publishers
         self.tracker = Tracker(cfg.tracker, classifier.labels)
         self.search = BackgroundSearch(FaceDetector(cfg.detector))  # a cascade of its own for its thread
-        self.pacer = Pacer(cfg.pacer.fps, cfg.detector.full_every)
-        self.schedule = FaceSchedule(cfg.detector.redetect_every, cfg.pacer.classify_hz, cfg.pacer.fps,
+        self.pacer = Pacer(cfg.pacer.fps, cfg.detector.full_every, cfg.pacer.shed_load)
+        self.schedule = FaceSchedule(cfg.detector.redetect_every, cfg.pacer.classify_hz,
                                      cfg.detector.redetect_per_frame)
         self.stats = Stats()
         self.seq = 0
@@ -61,7 +61,7 @@ class Pipeline:
         known = self.tracker.tracks
         new = [b for b in self.search.poll() or [] if all(iou(b, t.box) < 0.3 for t in known)]
         search = self.pacer.search_due(bool(known))  # a full-frame search beside the loop, for faces not yet known
-        due = self.schedule.redetect(known)
+        due = self.schedule.redetect(known, self.pacer.stretch)
         searched = len(due) + len(new)
         first = not self._searched_full
         if known or new:  # the faces due on this frame, and new ones, each searched in its own region
@@ -77,7 +77,7 @@ class Pipeline:
         self._searched_full = True
         started = self.tracker.observe(boxes, due, frame.ts) if searched else []
         found = self.tracker.found()
-        scored = self.schedule.classify(found, started)
+        scored = self.schedule.classify(found, started, self.pacer.rate)
         c1, t1 = time.thread_time(), time.perf_counter()
         faces = crop_faces(frame.image, [t.box for t in scored], self.classifier.input_size,
                            self.cfg.detector.crop_margin)
@@ -103,6 +103,7 @@ class Pipeline:
         if search:  # started once this frame's work is done, so as not to slow it down
             self.search.submit(frame.image, self.tracker.boxes())
         c4, t4 = time.thread_time(), time.perf_counter()
+        self.pacer.done(frame.ts, self.grabber.dropped)
         if searched:  # frames where no search ran have no detect time
             self.stats.add("detect", t1 - t0, c1 - c0, searched)
         self.stats.add("classify", t2 - t1, c2 - c1, len(scored))
@@ -136,6 +137,7 @@ class Pipeline:
     def snapshot(self) -> dict:
         snap = self.stats.snapshot(self.pacer.skipped, self.grabber.dropped, list(self.grabber.read_ms),
                                    self.grabber.cpu_s, self.search.cpu_s)
+        snap["frames_shed"] = self.pacer.shed_frames
         snap["fps_target"] = self.cfg.pacer.fps
         snap["device_id"] = self.cfg.mqtt.device_id
         snap["cpu_temp_c"] = cpu_temperature()

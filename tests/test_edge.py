@@ -180,14 +180,14 @@ def test_a_face_seen_on_one_frame_is_no_event_and_its_first_frame_weighs_no_more
 
 def test_schedule_spreads_a_group_over_frames_and_scores_each_face_ten_times_a_second():
     tr = Tracker(TrackerConfig(smoothing_s=0.2), LABELS)
-    schedule = FaceSchedule(redetect_every=4, classify_hz=10, fps=30)
+    schedule = FaceSchedule(redetect_every=4, classify_hz=10)
     boxes = [(100 * i, 80, 60, 60) for i in range(9)]
     searched, scored_at = [], {}
     for frame in range(60):
         t = frame / 30
         due = schedule.redetect(tr.tracks)
         new = tr.observe(boxes if frame == 0 else [t_.box for t_ in due], due, t)
-        scored = schedule.classify(tr.found(), new)
+        scored = schedule.classify(tr.found(), new, 30)
         tr.score(scored, np.vstack([_probs("happy")] * len(scored)), t, t)
         searched.append(len(due))
         for track in scored:
@@ -196,13 +196,45 @@ def test_schedule_spreads_a_group_over_frames_and_scores_each_face_ten_times_a_s
     assert all(2 <= n <= 3 for n in searched[1:])  # 9 faces, each every 4th frame: 2 or 3 a frame
     assert sorted(scored_at) == list(range(1, 10))
     assert max(b - a for frames in scored_at.values() for a, b in zip(frames, frames[1:])) <= 3  # >= 10 Hz at 30 FPS
-    capped = FaceSchedule(redetect_every=4, classify_hz=10, fps=30, redetect_per_frame=1.5)
+    capped = FaceSchedule(redetect_every=4, classify_hz=10, redetect_per_frame=1.5)
     per_frame = [len(capped.redetect(tr.tracks)) for _ in range(12)]  # nine faces, 1.5 a frame: each every 6th
     assert sum(per_frame) == 18 and max(per_frame) == 2
-    assert [len(capped.redetect(tr.tracks[:6])) for _ in range(4)] == [2, 2, 1, 1]  # six: every 4th again
-    one = FaceSchedule(redetect_every=4, classify_hz=10, fps=30)  # one face: every frame, as before
-    assert one.classify(tr.found()[:1], []) == tr.found()[:1]
-    assert FaceSchedule(4, 0, 30).classify(tr.found(), []) == tr.found()
+    assert [len(capped.redetect(tr.tracks[:6])) for _ in range(4)] == [1, 2, 1, 2]  # six: every 4th again, spread
+    one = FaceSchedule(redetect_every=4, classify_hz=10)  # one face: every frame, as before
+    assert one.classify(tr.found()[:1], [], 30) == tr.found()[:1]
+    assert FaceSchedule(4, 0).classify(tr.found(), [], 30) == tr.found()
+
+
+def test_a_loop_that_cannot_hold_its_target_sheds_searches_but_not_the_classification_floor():
+    pacer = Pacer(fps=30, full_every=30)
+    for i in range(60):  # holding 30 FPS, a frame dropped now and then (a slow frame)
+        pacer.done(i / 30, i // 20)
+    assert pacer.stretch == 1 and round(pacer.rate) == 30
+    slow = Pacer(fps=30, full_every=30)
+    for i in range(60):  # a 30 FPS source at 20 FPS, no frame dropped: the source is that slow
+        slow.done(i / 20, 0)
+    assert slow.stretch == 1
+    for i in range(60):  # a slow board: 20 FPS of the 30 offered, one frame in three dropped
+        pacer.done(2 + i / 20, 2 + i // 2)
+    assert pacer.stretch == 2 and round(pacer.rate) == 20 and pacer.shed_frames > 0
+    assert sum(pacer.search_due(True) for _ in range(120)) == 2  # the full search every 60 frames, not 30
+    for i in range(Pacer.WINDOW + Pacer.SHED_HOLD):  # the target held again for SHED_HOLD frames: tried at 1
+        pacer.done(5 + i / 30, 32)
+    assert pacer.stretch == 1
+    assert Pacer(fps=0, full_every=30).shed is False  # as fast as possible is always busy
+    tr = Tracker(TrackerConfig(smoothing_s=0.2), LABELS)
+    schedule = FaceSchedule(redetect_every=4, classify_hz=10)
+    new = tr.observe([(100 * i, 80, 60, 60) for i in range(4)], [], 0.0)
+    searched = [[t.face_id for t in schedule.redetect(tr.tracks, stretch=2)] for _ in range(16)]
+    assert sorted(sum(searched, [])) == sorted([t.face_id for t in tr.tracks] * 2)  # each every 8th frame
+    assert [len(ids) for ids in searched[:8]] == [1, 0, 1, 0, 1, 0, 1, 0]  # spread over the 8 frames
+    scored_at: dict[int, list[int]] = {}
+    for frame in range(40):  # at the 20 FPS it holds, each face is still scored 10 times a second
+        scored = schedule.classify(tr.found(), new if frame == 0 else [], 20)
+        tr.score(scored, np.vstack([_probs("happy")] * len(scored)), frame / 20, frame / 20)
+        for track in scored:
+            scored_at.setdefault(track.face_id, []).append(frame)
+    assert max(b - a for frames in scored_at.values() for a, b in zip(frames, frames[1:])) <= 2
 
 
 def test_pacer_skips_frames_over_the_target():
