@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -56,7 +57,8 @@ def gray_frames(clip: str) -> list[np.ndarray]:
 def play(cfg: Config, classifier: Classifier, frames: list[np.ndarray]) -> list[dict]:
     """The events of `frames` played through the pipeline at 30 FPS clip time."""
     sink = Collect()
-    pipeline = Pipeline(cfg, None, FaceDetector(cfg.detector), classifier, [sink])
+    no_grabber = SimpleNamespace(dropped=0)  # frames are handed in one by one, none dropped
+    pipeline = Pipeline(cfg, no_grabber, FaceDetector(cfg.detector), classifier, [sink])
     for i, image in enumerate(frames):
         ts = i / 30
         if pipeline.pacer.take(ts):

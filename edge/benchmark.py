@@ -165,7 +165,8 @@ def _or_na(value: object) -> object:
 def table(r: dict) -> str:
     lines = [f"source: {r['source']} ({r['ended']}), model: {r['model']}",
              f"frames {r['frames']}, FPS target {r['fps_target'] or 'max'}: processed {r['fps_processed']}, "
-             f"skipped {r['fps_skipped']} (pacer {r['frames_skipped']}, grabber {r['frames_dropped']})",
+             f"skipped {r['fps_skipped']} (pacer {r['frames_skipped']}, grabber {r['frames_dropped']}), "
+             f"{r['frames_shed']} frames shedding load",
              f"faces found a frame {r['faces_per_frame']} (classified {r['faces_classified_per_frame']}), "
              f"frames with a face found {r['frames_with_faces']:.1%} ({r['frames_coasted']} with no search), "
              f"tracked {r['frames_tracked']:.1%}, events {r['events']}, "

@@ -22,7 +22,7 @@ class Pacer:
 
     BURST = 2.0  # frames of credit a stall can build up
     WINDOW = 30  # frames over which the source's own rate, the processed rate and the loop's load are measured
-    SHED_BELOW = 0.9  # of the target rate, with frames dropped: the loop cannot hold the target
+    SHED_BELOW = 0.97  # of the target rate, with frames dropped: the loop cannot hold the target
     SHED_HOLD = 300  # processed frames at stretch 2, holding the target, before it is tried at 1 again
 
     def __init__(self, fps: float, full_every: int, shed: bool = True):
@@ -96,7 +96,7 @@ class Pacer:
         if behind:
             self.stretch, self._held = 2, 0
         elif self.stretch > 1:
-            self._held = self._held + 1 if self.rate >= 0.97 / self.period else 0
+            self._held = self._held + 1 if self.rate >= self.SHED_BELOW / self.period else 0
             if self._held >= self.SHED_HOLD:
                 self.stretch, self._done = 1, deque(maxlen=self.WINDOW)
 
