@@ -93,7 +93,7 @@ class TrackerConfig(_Section):
 class PacerConfig(_Section):
     fps: float = Field(30.0, ge=0.0, description="processed frames per second to aim for; 0 = as fast as possible")
     classify_hz: float = Field(10.0, ge=0.0, le=60.0, description="with several faces known, each is classified at least this often, the ones scored longest ago first (one face: every frame), so a group costs less than a face per frame each; 0 = every face on every frame")
-    shed_load: bool = Field(True, description="when the loop is busy 90 % of its time and cannot hold the fps target, re-detect each face and search the full frame half as often until it is below 50 % again (faces are still classified classify_hz times a second); false: never")
+    shed_load: bool = Field(True, description="when the loop cannot hold the fps target (below 97 % of it over its last 30 frames while the grabber drops frames), re-detect each face and search the full frame half as often, trying the full schedule again after 300 frames at the target (faces are still classified classify_hz times a second); false: never")
 
 
 def _pem_error(e: OSError) -> str:

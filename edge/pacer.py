@@ -21,7 +21,7 @@ class Pacer:
     """
 
     BURST = 2.0  # frames of credit a stall can build up
-    WINDOW = 30  # frames over which the source's own rate, the processed rate and the loop's load are measured
+    WINDOW = 30  # frames over which the source's own rate and the processed rate are measured
     SHED_BELOW = 0.97  # of the target rate, with frames dropped: the loop cannot hold the target
     SHED_HOLD = 300  # processed frames at stretch 2, holding the target, before it is tried at 1 again
 
