@@ -91,11 +91,14 @@ def test_pipeline_run_publishes_the_documented_payloads(broker, face_clip, tmp_p
     assert not sub.payloads("testcam/image")
     # the mood: each face's expected valence under its smoothed probabilities (the event's scores)
     states = {json.loads(p)["ts"]: json.loads(p) for p in sub.payloads("testcam/state")}
+    moods = []
     for e in map(json.loads, sub.payloads("testcam/event")):
         [face] = [f for f in states[e["ts"]]["faces"] if f["id"] == e["face_id"]]
         assert abs(face["mood"] - 100 * sum(p * VALENCE[k] for k, p in e["scores"].items())) <= 1
-        if e["emotion"] == "fear":
-            assert face["mood"] < 0 and states[e["ts"]]["mood"] < 0
+        moods.append((VALENCE[e["emotion"]], face["mood"]))
+    assert len(moods) >= 2
+    for (was, mood_was), (now, mood_now) in zip(moods, moods[1:]):  # the mood follows the emotion's valence
+        assert (now - was) * (mood_now - mood_was) > 0
 
 
 def test_discovery_is_sent_again_when_home_assistant_comes_online(broker):
