@@ -46,10 +46,13 @@ train: $(VENV)/.dev  ## the shipped model: teachers' logits -> student -> models
 	  --warmup-epochs 1 --erase-prob 0.25 --mixup 0.2 --patience 30 --seed 41
 	$(VENV)/bin/fer-quantize $(STUDENT) --data $(DATA) --out models/fer_int8.tflite --flip-tta
 
-teachers: $(VENV)/.dev  ## the two teachers, from scratch; their logits to models/teachers/
+teachers: $(VENV)/.dev  ## the teachers, from scratch; their logits to models/teachers/ (reference_blend: the next student's)
 	$(VENV)/bin/fer-train fit --data $(DATA) --run runs/teacher_ref --arch reference --width 1 --labels ferplus \
 	  --epochs 10 --warmup-epochs 1 --lr 2e-3 --erase-prob 0.25 --precision bf16 --seed 21
 	$(VENV)/bin/fer-train teacher runs/teacher_ref --data $(DATA) --out models/teachers/reference_ferplus.npz
+	$(VENV)/bin/fer-train fit --data $(DATA) --run runs/teacher_blend --arch reference --width 1 --labels blend \
+	  --ferplus-weight 0.75 --epochs 14 --warmup-epochs 1 --lr 2e-3 --erase-prob 0.25 --precision bf16 --seed 22
+	$(VENV)/bin/fer-train teacher runs/teacher_blend --data $(DATA) --out models/teachers/reference_blend.npz
 	$(MAKE) fer2013-model
 	$(VENV)/bin/fer-train teacher $(RUN)_okd3/fer_int8.tflite --data $(DATA) --out models/teachers/compact_fer2013.npz
 
