@@ -98,7 +98,8 @@ class Pacer:
         elif self.stretch > 1:
             self._held = self._held + 1 if self.rate >= self.SHED_BELOW / self.period else 0
             if self._held >= self.SHED_HOLD:
-                self.stretch, self._done = 1, deque(maxlen=self.WINDOW)
+                self.stretch = 1
+                self._done.clear()
 
     @property
     def rate(self) -> float:
