@@ -149,6 +149,11 @@ def test_several_teachers_logits_are_averaged_and_checked(folders, tmp_path):
     mean = (a + b) / 2
     expected = np.exp(mean) / np.exp(mean).sum(1, keepdims=True)
     assert np.allclose(soft_targets(train, cfg).y, expected, atol=1e-6)
+    weighted = (a + 3 * b) / 4
+    expected = np.exp(weighted) / np.exp(weighted).sum(1, keepdims=True)
+    assert np.allclose(soft_targets(train, replace(cfg, teacher_weights=(1, 3))).y, expected, atol=1e-6)
+    with pytest.raises(DataError, match="one non-negative weight per"):
+        soft_targets(train, replace(cfg, teacher_weights=(1,)))
     np.save(tmp_path / "short.npy", a[:-1])
     short = replace(cfg, teacher_logits=(str(tmp_path / "a.npy"), str(tmp_path / "short.npy")))
     with pytest.raises(DataError, match="short.npy have shape"):

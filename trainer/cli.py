@@ -47,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     kd.add_argument("--teacher-logits", nargs="+", default=(), metavar="FILE",
                     help="teachers' train logits, for distillation: a run's train_logits.npy or the .npz of "
                          "`fer-train teacher`; several are averaged")
+    fit.add_argument("--teacher-weights", nargs="+", type=float, default=(), metavar="W",
+                     help="with several --teacher-logits: their weights in the average, one each (default equal)")
     kd.add_argument("--teacher", dest="teachers", nargs="+", default=(), metavar="RUN",
                     help="online distillation: run folders whose mean logits on each augmented batch are the teacher")
     fit.add_argument("--distill-weight", type=float, default=0.7)
@@ -113,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             values = {k: v for k, v in vars(args).items() if k in fields}
             values["teachers"] = tuple(args.teachers)
             values["teacher_logits"] = tuple(args.teacher_logits)
+            values["teacher_weights"] = tuple(args.teacher_weights)
             if not 0 <= args.ferplus_weight <= 1:
                 raise DataError(f"--ferplus-weight must be within 0..1, got {args.ferplus_weight}")
             _record_command(Path(args.run), argv)

@@ -53,6 +53,7 @@ class FitConfig:
     seed: int = 1
     init_from: str | None = None
     teacher_logits: tuple[str, ...] = ()  # several: their logits are averaged
+    teacher_weights: tuple[float, ...] = ()  # one per teacher_logits file; empty: equal weights
     teachers: tuple[str, ...] = ()
     distill_weight: float = 0.7
     distill_temperature: float = 3.0
@@ -88,7 +89,11 @@ def soft_targets(split: Split, cfg: FitConfig) -> Targets:
         for t, m in zip(cfg.teacher_logits, members):
             if m.shape != y.shape:
                 raise DataError(f"teacher logits {t} have shape {m.shape}, expected {y.shape}")
-        logits = np.mean(members, axis=0)
+        weights = cfg.teacher_weights or (1.0,) * len(members)
+        if len(weights) != len(members) or min(weights) < 0 or sum(weights) <= 0:
+            raise DataError(f"teacher weights {list(weights)} do not fit {len(members)} teacher(s): give one "
+                            "non-negative weight per --teacher-logits file")
+        logits = np.average(members, axis=0, weights=weights)
         z = logits / cfg.distill_temperature
         p = np.exp(z - z.max(axis=1, keepdims=True))
         y = (1 - cfg.distill_weight) * y + cfg.distill_weight * p / p.sum(axis=1, keepdims=True)
