@@ -28,16 +28,18 @@ class Benchmark:
     x: np.ndarray  # (N, 48, 48) uint8
     y: np.ndarray  # (N,) labels in LABELS order
     excluded: int = 0  # images of the source left out (FER+: no clear majority among the seven)
+    rows: np.ndarray | None = None  # which PublicTest images these are (None: another source)
 
 
 def publictest(test: Split) -> Benchmark:
-    return Benchmark("fer2013", "PublicTest, FER-2013 labels", test.x, test.y)
+    return Benchmark("fer2013", "PublicTest, FER-2013 labels", test.x, test.y, rows=np.arange(len(test)))
 
 
 def ferplus_majority(test: Split, votes: dict[str, np.ndarray]) -> Benchmark:
     labels = majority(votes_for(test, votes))
     clear = labels >= 0
-    return Benchmark("ferplus", "PublicTest, FER+ majority", test.x[clear], labels[clear], int((~clear).sum()))
+    return Benchmark("ferplus", "PublicTest, FER+ majority", test.x[clear], labels[clear], int((~clear).sum()),
+                     np.flatnonzero(clear))
 
 
 def diffusionfer(folder: Path) -> Benchmark:

@@ -170,14 +170,18 @@ def _teacher(args: argparse.Namespace) -> None:
     train_logits = ensemble(train.x)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    test_logits = ensemble(test.x)
     if out.suffix == ".npz":  # small enough to commit: float16, compressed, with what it was made from
-        np.savez_compressed(out, train=train_logits.astype(np.float16), test=ensemble(test.x).astype(np.float16),
+        np.savez_compressed(out, train=train_logits.astype(np.float16), test=test_logits.astype(np.float16),
                             train_checksum=train.checksum, test_checksum=test.checksum,
                             members=np.array([str(r) for r in args.runs]))
     else:
         np.save(out, train_logits)
-    scores = ", ".join(f"{b.title} {float((ensemble(b.x).argmax(1) == b.y).mean()):.2%}"
-                       for b in all_benchmarks(test, args.ferplus_votes, args.diffusionfer))
+    def accuracy(b) -> float:  # PublicTest's benchmarks reuse test_logits: each image runs once
+        logits = test_logits[b.rows] if b.rows is not None else ensemble(b.x)
+        return float((logits.argmax(1) == b.y).mean())
+
+    scores = ", ".join(f"{b.title} {accuracy(b):.2%}" for b in all_benchmarks(test, args.ferplus_votes, args.diffusionfer))
     print(f"{out}: logits of {len(members)} model(s) on {len(train)} train images; "
           f"accuracy train {float((train_logits.argmax(1) == train.y).mean()):.2%}; {scores}")
 
