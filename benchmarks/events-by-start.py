@@ -15,6 +15,7 @@ Usage (from the repo root): .venv/bin/python benchmarks/events-by-start.py CLIP 
 from __future__ import annotations
 
 import argparse
+from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -69,7 +70,9 @@ def play(cfg: Config, classifier: Classifier, frames: list[np.ndarray]) -> list[
 
 
 def emotions(events: list[dict]) -> str:
-    return ", ".join(f"{e['emotion']} ({e['confidence']:.2f})" for e in events)
+    """Each event's emotion, confidence and clip time (its `ts` is the frame's clip time from the epoch)."""
+    return ", ".join(f"{e['emotion']} ({e['confidence']:.2f} at {datetime.fromisoformat(e['ts']).timestamp():.1f} s)"
+                     for e in events)
 
 
 def by_tile(cfg: Config, classifier: Classifier, clip: str, n: int) -> None:

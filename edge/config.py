@@ -85,7 +85,7 @@ class TrackerConfig(_Section):
     iou_match: float = Field(0.3, gt=0.0, lt=1.0, description="IoU needed to continue a track")
     expire_s: float = Field(1.0, gt=0.0, description="a track unseen this long is dropped")
     smoothing_s: float = Field(0.5, ge=0.0, description="time constant of the probability EMA")
-    hysteresis: float = Field(0.15, ge=0.0, le=1.0, description="a new emotion must beat the current one by this margin")
+    hysteresis: float = Field(0.25, ge=0.0, le=1.0, description="a new emotion must beat the current one by this margin")
     min_confidence: float = Field(0.35, ge=0.0, le=1.0, description="smoothed score an emotion needs to be reported")
     first_event_scores: int = Field(2, ge=1, le=30, description="a new face's first emotion is published from this many scores on, their mean (so a face seen on one frame only is no event)")
 
