@@ -15,13 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
-from trainer.benchmarks import DEFAULT_VOTES
+from trainer.benchmarks import DEFAULT_VOTES, ferplus_majority
 from trainer.data import load_split
-from trainer.ferplus import load_votes, majority, votes_for
+from trainer.ferplus import load_votes
+from trainer.metrics import confusion
 
 
 def mean_recall(pred: np.ndarray, y: np.ndarray) -> float:
-    return float(np.mean([np.mean(pred[y == c] == c) for c in np.unique(y)]))
+    cm = confusion(y, pred)
+    return float(np.mean(np.diag(cm) / cm.sum(axis=1)))  # FER+'s majority has faces of every class
 
 
 def main() -> None:
@@ -32,8 +34,7 @@ def main() -> None:
     ap.add_argument("--votes", default=DEFAULT_VOTES)
     args = ap.parse_args()
     test = load_split(Path(args.data), "test", Path(".cache"))
-    fplus = majority(votes_for(test, load_votes(Path(args.votes))))
-    clear = fplus >= 0
+    fplus = ferplus_majority(test, load_votes(Path(args.votes)))
     logits = []
     for t in args.teachers:
         with np.load(t) as f:
@@ -45,8 +46,8 @@ def main() -> None:
         if sum(w) == 0:
             continue
         pred = np.average(logits, axis=0, weights=w).argmax(1)
-        print(f"{', '.join(f'{x:g}' for x in w)}: {np.mean(pred[clear] == fplus[clear]):.2%}, "
-              f"{mean_recall(pred[clear], fplus[clear]):.3f}, {np.mean(pred == test.y):.2%}")
+        print(f"{', '.join(f'{x:g}' for x in w)}: {np.mean(pred[fplus.rows] == fplus.y):.2%}, "
+              f"{mean_recall(pred[fplus.rows], fplus.y):.3f}, {np.mean(pred == test.y):.2%}")
 
 
 if __name__ == "__main__":
