@@ -303,11 +303,13 @@ def test_flip_tta_model_averages_each_face_with_its_mirror(trained, folders, tes
         assert np.allclose(f["train"], clf.logits(train.x), atol=1e-2)
     fit = ["fit", "--data", str(folders), "--run", str(tmp_path / "student"), "--epochs", "1", "--width", "0.25",
            "--depth", "1", "--batch-size", "16", "--cache-dir", str(tmp_path / "cache"), *test_sets,
-           "--labels", "ferplus", "--teacher-logits", str(npz), "--precision", "bf16"]
+           "--labels", "ferplus", "--teacher-logits", str(npz), "--precision", "bf16", "--stem-stride", "1"]
     assert train_cli.main(fit) == 0
     import keras
     student = keras.models.load_model(tmp_path / "student" / "best.keras")
     assert student.get_layer("logits").compute_dtype == "float32" and student.layers[2].compute_dtype == "bfloat16"
+    stem = student.layers[2]  # --stem-stride 1: the stem sees the full face, the first block downsamples
+    assert student.name.endswith("_s1") and stem.output.shape[1:3] == (48, 48)
 
 
 def test_quantize_refuses_foreign_model(tmp_path, capsys):

@@ -31,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--arch", choices=["compact", "reference"], default="compact")
     fit.add_argument("--width", type=float, default=1.25, help="channel width multiplier")
     fit.add_argument("--depth", type=int, default=2, help="separable blocks per stage (compact)")
+    fit.add_argument("--stem-stride", type=int, choices=[1, 2], default=2,
+                     help="compact: 2 runs the stem at 24x24, 1 on the full 48x48 face")
     fit.add_argument("--dropout", type=float, default=0.3)
     fit.add_argument("--epochs", type=int, default=50)
     fit.add_argument("--batch-size", type=int, default=128)

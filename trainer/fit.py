@@ -41,6 +41,7 @@ class FitConfig:
     arch: str = "compact"
     width: float = 1.25
     depth: int = 2
+    stem_stride: int = 2  # compact: 2 (stem at 24x24) or 1 (stem at 48x48)
     dropout: float = 0.3
     epochs: int = 50
     batch_size: int = 128
@@ -214,7 +215,7 @@ def fit(cfg: FitConfig) -> Path:
     # Model (its layers take the precision policy in force when they are built, and keep it)
     kwargs = {"width": cfg.width, "dropout": cfg.dropout}
     if cfg.arch == "compact":
-        kwargs["depth"] = cfg.depth
+        kwargs.update(depth=cfg.depth, stem_stride=cfg.stem_stride)
     keras.mixed_precision.set_global_policy(PRECISIONS[cfg.precision])
     try:
         model = ARCHITECTURES[cfg.arch](**kwargs)

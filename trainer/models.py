@@ -1,7 +1,8 @@
 """Model builders. Every model takes raw 0-255 gray pixels (48, 48, 1); scaling is its first layer.
 
-- `compact`: the edge model, a residual depthwise-separable CNN with a stride-2 stem
-  (where the compute sits decides training and inference speed more than the parameter count).
+- `compact`: the edge model, a residual depthwise-separable CNN with a stride-2 stem, or a
+  full-resolution one (where the compute sits decides training and inference speed more than the
+  parameter count).
 - `reference`: a larger plain VGG-style CNN, for comparison and as a distillation teacher.
 """
 
@@ -42,16 +43,24 @@ def _head(x, dropout: float):
     return layers.Dense(len(LABELS), name="logits", dtype="float32")(x)  # float32 logits under any precision
 
 
-def compact(width: float = 1.0, depth: int = 2, dropout: float = 0.3) -> keras.Model:
-    """Residual separable CNN: stem 24x24, then stages at 24, 12, 6 px with `depth` blocks each."""
+def compact(width: float = 1.0, depth: int = 2, dropout: float = 0.3, stem_stride: int = 2) -> keras.Model:
+    """Residual separable CNN: a 3x3 stem, then stages at 24, 12, 6 px with `depth` blocks each.
+
+    `stem_stride` 2 runs the stem at 24x24; 1 runs it on the full 48x48 face and lets the first
+    block's depthwise layer downsample (fine detail kept one layer longer for ~5 % more MACs).
+    """
+    if stem_stride not in (1, 2):
+        raise ValueError(f"stem_stride must be 1 or 2, not {stem_stride}")
     w = lambda c: max(8, int(round(c * width / 8)) * 8)  # noqa: E731
     inp, x = _inputs()
-    x = layers.Conv2D(w(32), 3, strides=2, padding="same", use_bias=False)(x)
+    x = layers.Conv2D(w(32), 3, strides=stem_stride, padding="same", use_bias=False)(x)
     x = _bn_relu(x)
     for stage, filters in enumerate((64, 128, 256)):
         for block in range(depth):
-            x = _separable_block(x, w(filters), stride=2 if stage > 0 and block == 0 else 1)
-    return keras.Model(inp, _head(x, dropout), name=f"compact_w{width:g}_d{depth}")
+            downsample = block == 0 and (stage > 0 or stem_stride == 1)
+            x = _separable_block(x, w(filters), stride=2 if downsample else 1)
+    name = f"compact_w{width:g}_d{depth}" + ("_s1" if stem_stride == 1 else "")
+    return keras.Model(inp, _head(x, dropout), name=name)
 
 
 def reference(width: float = 1.0, dropout: float = 0.4) -> keras.Model:
