@@ -33,18 +33,23 @@ system-packages:  ## Debian's mosquitto (the MQTT tests' broker) and chromium (t
 test: $(VENV)/.dev system-packages
 	$(PY) -m pytest -q $(ARGS)
 
-TEACHERS ?= models/teachers/reference_ferplus.npz models/teachers/compact_fer2013.npz
+TEACHERS ?= models/teachers/reference_ferplus.npz models/teachers/reference_blend.npz models/teachers/compact_fer2013.npz
+TEACHER_WEIGHTS ?= 0.5 1 0.5
 STUDENT ?= runs/student
+STUDENT_FLAGS = --depth 3 --stem-stride 1 --labels blend --ferplus-weight 0.5 --teacher-logits $(TEACHERS) \
+  --teacher-weights $(TEACHER_WEIGHTS) --distill-weight 0.6 --distill-temperature 2 --warmup-epochs 1 \
+  --erase-prob 0.25 --mixup 0.2
 
 # The shipped model (issue 28), resumable (re-run to continue): the committed teachers' logits ->
-# the student -> int8. With the logits present it starts from the student; `make teachers` (or
-# deleting them) retrains the teachers first.
+# the student (30 epochs, then 16 more at a lower rate) -> int8. With the logits present it starts
+# from the student; `make teachers` (or deleting them) retrains the teachers first.
 train: $(VENV)/.dev  ## the shipped model: teachers' logits -> student -> models/fer_int8.tflite
 	for t in $(TEACHERS); do test -f $$t || { $(MAKE) teachers; break; }; done
-	$(VENV)/bin/fer-train fit --data $(DATA) --run $(STUDENT) --labels blend --ferplus-weight 0.5 \
-	  --teacher-logits $(TEACHERS) --distill-weight 0.5 --distill-temperature 2 --epochs 30 --lr 3e-3 \
-	  --warmup-epochs 1 --erase-prob 0.25 --mixup 0.2 --patience 30 --seed 41
-	$(VENV)/bin/fer-quantize $(STUDENT) --data $(DATA) --out models/fer_int8.tflite --flip-tta
+	$(VENV)/bin/fer-train fit --data $(DATA) --run $(STUDENT) $(STUDENT_FLAGS) --epochs 30 --lr 3e-3 \
+	  --patience 30 --seed 44
+	$(VENV)/bin/fer-train fit --data $(DATA) --run $(STUDENT)_ft --init-from $(STUDENT) $(STUDENT_FLAGS) \
+	  --epochs 16 --lr 1e-3 --patience 16 --seed 45
+	$(VENV)/bin/fer-quantize $(STUDENT)_ft --data $(DATA) --out models/fer_int8.tflite --flip-tta
 
 teachers: $(VENV)/.dev  ## the teachers, from scratch; their logits to models/teachers/ (reference_blend: the next student's)
 	$(VENV)/bin/fer-train fit --data $(DATA) --run runs/teacher_ref --arch reference --width 1 --labels ferplus \
