@@ -51,7 +51,7 @@ train: $(VENV)/.dev  ## the shipped model: teachers' logits -> student -> models
 	  --epochs 16 --lr 1e-3 --patience 16 --seed 45
 	$(VENV)/bin/fer-quantize $(STUDENT)_ft --data $(DATA) --out models/fer_int8.tflite --flip-tta
 
-teachers: $(VENV)/.dev  ## the teachers, from scratch; their logits to models/teachers/ (reference_blend: the next student's)
+teachers: $(VENV)/.dev  ## the three teachers, from scratch; their logits to models/teachers/
 	$(VENV)/bin/fer-train fit --data $(DATA) --run runs/teacher_ref --arch reference --width 1 --labels ferplus \
 	  --epochs 10 --warmup-epochs 1 --lr 2e-3 --erase-prob 0.25 --precision bf16 --seed 21
 	$(VENV)/bin/fer-train teacher runs/teacher_ref --data $(DATA) --out models/teachers/reference_ferplus.npz
