@@ -98,6 +98,10 @@ def test_cli_reports_bad_data_without_traceback(tmp_path, capsys, folders):
     assert capsys.readouterr().err == f"fer-train: error: FER+ votes not found: {tmp_path / 'none.csv'}\n"
     assert train_cli.main([*fit, "--ferplus-weight", "1.5"]) == 2
     assert "--ferplus-weight must be within 0..1" in capsys.readouterr().err
+    weights = ["--teacher-logits", "a.npy", "b.npy", "--teacher-weights", "1"]
+    assert train_cli.main([*fit[:4], str(tmp_path / "w"), *weights]) == 2
+    assert "do not fit 2 teacher(s)" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()  # nothing recorded for a command that cannot run
 
 
 def test_missing_tensorflow_is_one_line_naming_the_extra(monkeypatch, capsys):
@@ -153,7 +157,7 @@ def test_several_teachers_logits_are_averaged_and_checked(folders, tmp_path):
     expected = np.exp(weighted) / np.exp(weighted).sum(1, keepdims=True)
     assert np.allclose(soft_targets(train, replace(cfg, teacher_weights=(1, 3))).y, expected, atol=1e-6)
     with pytest.raises(DataError, match="one non-negative weight per"):
-        soft_targets(train, replace(cfg, teacher_weights=(1,)))
+        replace(cfg, teacher_weights=(1,))  # refused before any data loads
     np.save(tmp_path / "short.npy", a[:-1])
     short = replace(cfg, teacher_logits=(str(tmp_path / "a.npy"), str(tmp_path / "short.npy")))
     with pytest.raises(DataError, match="short.npy have shape"):

@@ -118,10 +118,9 @@ def main(argv: list[str] | None = None) -> int:
             values["teachers"] = tuple(args.teachers)
             values["teacher_logits"] = tuple(args.teacher_logits)
             values["teacher_weights"] = tuple(args.teacher_weights)
-            if not 0 <= args.ferplus_weight <= 1:
-                raise DataError(f"--ferplus-weight must be within 0..1, got {args.ferplus_weight}")
+            cfg = FitConfig(run_dir=args.run, augment=augment, **values)  # refuses impossible flags
             _record_command(Path(args.run), argv)
-            run = fit(FitConfig(run_dir=args.run, augment=augment, **values))
+            run = fit(cfg)
             print(f"report: {run / 'report.md'}")
         elif args.command == "evaluate":
             _evaluate(args)

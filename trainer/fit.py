@@ -66,6 +66,14 @@ class FitConfig:
     precision: str = "float32"  # float32 | bf16 (mixed_bfloat16: bf16 compute, float32 weights and logits)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
+    def __post_init__(self) -> None:
+        """Flags that cannot work are refused before any data loads."""
+        if not 0 <= self.ferplus_weight <= 1:
+            raise DataError(f"--ferplus-weight must be within 0..1, got {self.ferplus_weight}")
+        weights = self.teacher_weights
+        if weights and (len(weights) != len(self.teacher_logits) or min(weights) < 0 or sum(weights) <= 0):
+            raise DataError(f"teacher weights {list(weights)} do not fit {len(self.teacher_logits)} teacher(s): "
+                            "give one non-negative weight per --teacher-logits file")
 
     @property
     def ferplus_share(self) -> float:
@@ -90,11 +98,7 @@ def soft_targets(split: Split, cfg: FitConfig) -> Targets:
         for t, m in zip(cfg.teacher_logits, members):
             if m.shape != y.shape:
                 raise DataError(f"teacher logits {t} have shape {m.shape}, expected {y.shape}")
-        weights = cfg.teacher_weights or (1.0,) * len(members)
-        if len(weights) != len(members) or min(weights) < 0 or sum(weights) <= 0:
-            raise DataError(f"teacher weights {list(weights)} do not fit {len(members)} teacher(s): give one "
-                            "non-negative weight per --teacher-logits file")
-        logits = np.average(members, axis=0, weights=weights)
+        logits = np.average(members, axis=0, weights=cfg.teacher_weights or None)
         z = logits / cfg.distill_temperature
         p = np.exp(z - z.max(axis=1, keepdims=True))
         y = (1 - cfg.distill_weight) * y + cfg.distill_weight * p / p.sum(axis=1, keepdims=True)
