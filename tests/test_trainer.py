@@ -208,6 +208,10 @@ def test_teacher_saves_ensemble_logits_for_distillation(trained, folders, test_s
     plain, tta = np.load(tmp_path / "plain.npy"), np.load(tmp_path / "tta.npy")
     assert np.allclose(plain, np.load(trained / "train_logits.npy"), atol=1e-6)  # the mean of one model twice
     assert tta.shape == (140, 7) and not np.array_equal(tta, plain)
+    fit = ["fit", "--data", str(folders), "--run", str(tmp_path / "kd"), "--epochs", "1", "--width", "0.25",
+           "--depth", "1", "--batch-size", "16", "--cache-dir", str(tmp_path / "cache"), *test_sets]
+    weighted = ["--teacher-logits", str(tmp_path / "plain.npy"), str(tmp_path / "tta.npy"), "--teacher-weights", "1", "3"]
+    assert train_cli.main([*fit, *weighted]) == 0  # a weighted ensemble of saved logits trains a student
     assert train_cli.main(["teacher", str(tmp_path / "nothing"), "--data", str(folders), "--out", "x.npy"]) == 2
     assert "no model at" in capsys.readouterr().err
 

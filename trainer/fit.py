@@ -211,7 +211,7 @@ def fit(cfg: FitConfig) -> Path:
     test = load_split(Path(cfg.data), "test", Path(cfg.cache_dir))
     log.info("train %d images %s, test %d images", len(train), train.class_counts().tolist(), len(test))
     benches = all_benchmarks(test, cfg.ferplus_votes, cfg.diffusionfer)
-    counts = soft_targets(train, replace(cfg, teacher_logits=())).counts
+    counts = soft_targets(train, replace(cfg, teacher_logits=(), teacher_weights=())).counts
     (run / "labels.json").write_text(json.dumps({"labels": cfg.labels, "ferplus_share": cfg.ferplus_share,
                                                  "train": counts}, indent=2))
     log.info("targets: %s labels (FER+ share %.2f): %s", cfg.labels, cfg.ferplus_share, counts)
