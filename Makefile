@@ -33,31 +33,40 @@ system-packages:  ## Debian's mosquitto (the MQTT tests' broker) and chromium (t
 test: $(VENV)/.dev system-packages
 	$(PY) -m pytest -q $(ARGS)
 
-TEACHERS ?= models/teachers/reference_ferplus.npz models/teachers/reference_blend.npz models/teachers/compact_fer2013.npz
-TEACHER_WEIGHTS ?= 0.5 1 0.5
+T = models/teachers
+TEACHERS ?= $(T)/reference_ferplus.npz $(T)/reference_blend.npz $(T)/reference_blend2.npz $(T)/compact_fer2013.npz
 STUDENT ?= runs/student
-STUDENT_FLAGS = --depth 3 --stem-stride 1 --labels blend --ferplus-weight 0.5 --teacher-logits $(TEACHERS) \
-  --teacher-weights $(TEACHER_WEIGHTS) --distill-weight 0.6 --distill-temperature 2 --warmup-epochs 1 \
-  --erase-prob 0.25 --mixup 0.2
+STUDENT_FLAGS = --depth 3 --stem-stride 1 --labels blend --ferplus-weight 0.5 --distill-weight 0.6 \
+  --distill-temperature 2 --warmup-epochs 1 --erase-prob 0.25 --mixup 0.2
+FIRST_TEACHERS = --teacher-logits $(T)/reference_ferplus.npz $(T)/reference_blend.npz $(T)/compact_fer2013.npz \
+  --teacher-weights 0.5 1 0.5
+LAST_TEACHERS = --teacher-logits $(T)/reference_blend.npz $(T)/reference_blend2.npz $(T)/compact_fer2013.npz \
+  --teacher-weights 0.5 0.75 0.25
 
 # The shipped model (issue 28), resumable (re-run to continue): the committed teachers' logits ->
-# the student (30 epochs, then 16 more at a lower rate) -> int8. With the logits present it starts
-# from the student; `make teachers` (or deleting them) retrains the teachers first.
+# the student (30 epochs, 16 more at a lower rate, then 14 more distilling the two reference_blend seeds)
+# -> int8. With the logits present it starts from the student; `make teachers` (or deleting them)
+# retrains the teachers first.
 train: $(VENV)/.dev  ## the shipped model: teachers' logits -> student -> models/fer_int8.tflite
 	for t in $(TEACHERS); do test -f $$t || { $(MAKE) teachers; break; }; done
-	$(VENV)/bin/fer-train fit --data $(DATA) --run $(STUDENT) $(STUDENT_FLAGS) --epochs 30 --lr 3e-3 \
-	  --patience 30 --seed 44
+	$(VENV)/bin/fer-train fit --data $(DATA) --run $(STUDENT) $(STUDENT_FLAGS) $(FIRST_TEACHERS) --epochs 30 \
+	  --lr 3e-3 --patience 30 --seed 44
 	$(VENV)/bin/fer-train fit --data $(DATA) --run $(STUDENT)_ft --init-from $(STUDENT) $(STUDENT_FLAGS) \
-	  --epochs 16 --lr 1e-3 --patience 16 --seed 45
-	$(VENV)/bin/fer-quantize $(STUDENT)_ft --data $(DATA) --out models/fer_int8.tflite --flip-tta
+	  $(FIRST_TEACHERS) --epochs 16 --lr 1e-3 --patience 16 --seed 45
+	$(VENV)/bin/fer-train fit --data $(DATA) --run $(STUDENT)_ft2 --init-from $(STUDENT)_ft $(STUDENT_FLAGS) \
+	  $(LAST_TEACHERS) --epochs 14 --lr 1e-3 --patience 14 --seed 47
+	$(VENV)/bin/fer-quantize $(STUDENT)_ft2 --data $(DATA) --out models/fer_int8.tflite --flip-tta
 
-teachers: $(VENV)/.dev  ## the three teachers, from scratch; their logits to models/teachers/
+teachers: $(VENV)/.dev  ## the four teachers, from scratch; their logits to models/teachers/
 	$(VENV)/bin/fer-train fit --data $(DATA) --run runs/teacher_ref --arch reference --width 1 --labels ferplus \
 	  --epochs 10 --warmup-epochs 1 --lr 2e-3 --erase-prob 0.25 --precision bf16 --seed 21
 	$(VENV)/bin/fer-train teacher runs/teacher_ref --data $(DATA) --out models/teachers/reference_ferplus.npz
 	$(VENV)/bin/fer-train fit --data $(DATA) --run runs/teacher_blend --arch reference --width 1 --labels blend \
 	  --ferplus-weight 0.75 --epochs 14 --warmup-epochs 1 --lr 2e-3 --erase-prob 0.25 --precision bf16 --seed 22
 	$(VENV)/bin/fer-train teacher runs/teacher_blend --data $(DATA) --out models/teachers/reference_blend.npz
+	$(VENV)/bin/fer-train fit --data $(DATA) --run runs/teacher_blend2 --arch reference --width 1 --labels blend \
+	  --ferplus-weight 0.75 --epochs 14 --warmup-epochs 1 --lr 2e-3 --erase-prob 0.25 --precision bf16 --seed 23
+	$(VENV)/bin/fer-train teacher runs/teacher_blend2 --data $(DATA) --out models/teachers/reference_blend2.npz
 	$(MAKE) fer2013-model
 	$(VENV)/bin/fer-train teacher $(RUN)_okd3/fer_int8.tflite --data $(DATA) --out models/teachers/compact_fer2013.npz
 
