@@ -45,6 +45,23 @@ def test_page_shows_the_emotion_and_preview_and_reads_a_dropped_photo(browser, t
         kiosk.goto(d.base + "/?kiosk")
         kiosk.wait_for_function("document.getElementById('k-emotion').textContent !== 'waiting'", timeout=20000)
         assert kiosk.is_visible("#k-emotion") and not kiosk.is_visible("#drop")  # no controls
+        contrast = kiosk.evaluate("""() => {  // WCAG contrast of the big word on the live and on each emotion's colour
+            const lum = (css) => css.match(/\\d+/g).slice(0, 3).map((v) => v / 255)
+              .map((c) => (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4))
+              .reduce((sum, c, i) => sum + [0.2126, 0.7152, 0.0722][i] * c, 0);
+            const ratio = (el) => {
+              const [a, b] = [getComputedStyle(el).backgroundColor, getComputedStyle(el).color].map(lum);
+              return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+            };
+            const swatches = Object.keys(EMOJI).map((e) => {
+              const el = document.createElement('div');
+              el.style.background = colour(e);
+              el.style.color = ink(colour(e));
+              return document.body.appendChild(el);
+            });
+            return Math.min(ratio(document.body), ...swatches.map(ratio));
+        }""")
+        assert contrast >= 4.5, contrast  # the kiosk's word readable on every emotion's colour
         kiosk.screenshot(path=str(tmp_path / "kiosk.png"))
         assert (tmp_path / "page.png").stat().st_size > 10_000
     finally:
