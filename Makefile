@@ -57,15 +57,17 @@ train: $(VENV)/.dev  ## the shipped model: teachers' logits -> student -> models
 	  $(LAST_TEACHERS) --epochs 14 --lr 1e-3 --patience 14 --seed 47
 	$(VENV)/bin/fer-quantize $(STUDENT)_ft2 --data $(DATA) --out models/fer_int8.tflite --flip-tta
 
+# the reference_blend teachers' recipe: two seeds of it are committed
+BLEND_TEACHER = --arch reference --width 1 --labels blend --ferplus-weight 0.75 --epochs 14 --warmup-epochs 1 \
+  --lr 2e-3 --erase-prob 0.25 --precision bf16
+
 teachers: $(VENV)/.dev  ## the four teachers, from scratch; their logits to models/teachers/
 	$(VENV)/bin/fer-train fit --data $(DATA) --run runs/teacher_ref --arch reference --width 1 --labels ferplus \
 	  --epochs 10 --warmup-epochs 1 --lr 2e-3 --erase-prob 0.25 --precision bf16 --seed 21
 	$(VENV)/bin/fer-train teacher runs/teacher_ref --data $(DATA) --out models/teachers/reference_ferplus.npz
-	$(VENV)/bin/fer-train fit --data $(DATA) --run runs/teacher_blend --arch reference --width 1 --labels blend \
-	  --ferplus-weight 0.75 --epochs 14 --warmup-epochs 1 --lr 2e-3 --erase-prob 0.25 --precision bf16 --seed 22
+	$(VENV)/bin/fer-train fit --data $(DATA) --run runs/teacher_blend $(BLEND_TEACHER) --seed 22
 	$(VENV)/bin/fer-train teacher runs/teacher_blend --data $(DATA) --out models/teachers/reference_blend.npz
-	$(VENV)/bin/fer-train fit --data $(DATA) --run runs/teacher_blend2 --arch reference --width 1 --labels blend \
-	  --ferplus-weight 0.75 --epochs 14 --warmup-epochs 1 --lr 2e-3 --erase-prob 0.25 --precision bf16 --seed 23
+	$(VENV)/bin/fer-train fit --data $(DATA) --run runs/teacher_blend2 $(BLEND_TEACHER) --seed 23
 	$(VENV)/bin/fer-train teacher runs/teacher_blend2 --data $(DATA) --out models/teachers/reference_blend2.npz
 	$(MAKE) fer2013-model
 	$(VENV)/bin/fer-train teacher $(RUN)_okd3/fer_int8.tflite --data $(DATA) --out models/teachers/compact_fer2013.npz
