@@ -81,27 +81,31 @@ class FitConfig:
         return {"fer2013": 0.0, "ferplus": 1.0}.get(self.labels, self.ferplus_weight)
 
 
-def soft_targets(split: Split, cfg: FitConfig) -> Targets:
-    """Label-smoothed one-hot targets, mixed with FER+ votes per `cfg.labels` and with the teacher's
-    softened predictions if given; images FER+ marks as not a face are left out unless labels=fer2013."""
+def label_targets(split: Split, cfg: FitConfig) -> Targets:
+    """Label-smoothed one-hot targets, mixed with FER+ votes per `cfg.labels`; images FER+ marks as
+    not a face are left out unless labels=fer2013."""
     n = len(LABELS)
     y = np.full((len(split), n), cfg.label_smoothing / n, np.float32)
     y[np.arange(len(split)), split.y] += 1 - cfg.label_smoothing
     if cfg.labels == "fer2013":
-        targets = Targets(y, np.ones(len(split), bool), {"images": len(split), "fer2013_only": len(split)})
-    else:
-        votes = votes_for(split, load_votes(Path(cfg.ferplus_votes)))
-        targets = blend_targets(split, y, votes, cfg.ferplus_share)
-        y = targets.y
-    if cfg.teacher_logits:
-        members = [load_teacher_logits(Path(t), split) for t in cfg.teacher_logits]
-        for t, m in zip(cfg.teacher_logits, members):
-            if m.shape != y.shape:
-                raise DataError(f"teacher logits {t} have shape {m.shape}, expected {y.shape}")
-        logits = np.average(members, axis=0, weights=cfg.teacher_weights or None)
-        z = logits / cfg.distill_temperature
-        p = np.exp(z - z.max(axis=1, keepdims=True))
-        y = (1 - cfg.distill_weight) * y + cfg.distill_weight * p / p.sum(axis=1, keepdims=True)
+        return Targets(y, np.ones(len(split), bool), {"images": len(split), "fer2013_only": len(split)})
+    votes = votes_for(split, load_votes(Path(cfg.ferplus_votes)))
+    return blend_targets(split, y, votes, cfg.ferplus_share)
+
+
+def soft_targets(split: Split, cfg: FitConfig) -> Targets:
+    """The label targets, mixed with the saved teachers' softened predictions if `cfg` names any."""
+    targets = label_targets(split, cfg)
+    if not cfg.teacher_logits:
+        return targets
+    members = [load_teacher_logits(Path(t), split) for t in cfg.teacher_logits]
+    for t, m in zip(cfg.teacher_logits, members):
+        if m.shape != targets.y.shape:
+            raise DataError(f"teacher logits {t} have shape {m.shape}, expected {targets.y.shape}")
+    logits = np.average(members, axis=0, weights=cfg.teacher_weights or None)
+    z = logits / cfg.distill_temperature
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    y = (1 - cfg.distill_weight) * targets.y + cfg.distill_weight * p / p.sum(axis=1, keepdims=True)
     return replace(targets, y=y.astype(np.float32))
 
 
@@ -211,7 +215,7 @@ def fit(cfg: FitConfig) -> Path:
     test = load_split(Path(cfg.data), "test", Path(cfg.cache_dir))
     log.info("train %d images %s, test %d images", len(train), train.class_counts().tolist(), len(test))
     benches = all_benchmarks(test, cfg.ferplus_votes, cfg.diffusionfer)
-    counts = soft_targets(train, replace(cfg, teacher_logits=(), teacher_weights=())).counts
+    counts = label_targets(train, cfg).counts
     (run / "labels.json").write_text(json.dumps({"labels": cfg.labels, "ferplus_share": cfg.ferplus_share,
                                                  "train": counts}, indent=2))
     log.info("targets: %s labels (FER+ share %.2f): %s", cfg.labels, cfg.ferplus_share, counts)
