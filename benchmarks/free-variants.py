@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import cv2
+import keras
 import numpy as np
 
 from trainer.benchmarks import Benchmark, all_benchmarks
@@ -51,7 +52,7 @@ VARIANTS: dict[str, list[View]] = {
 }
 
 
-def score(model, bench: Benchmark, views: list[View]) -> str:
+def score(model: keras.Model, bench: Benchmark, views: list[View]) -> str:
     """Accuracy and mean recall of the mean logits of each view and its mirror image."""
     logits = []
     for view in views:
@@ -63,8 +64,6 @@ def score(model, bench: Benchmark, views: list[View]) -> str:
 
 
 def main() -> None:
-    import keras
-
     runs = sys.argv[1:] or ["runs/student7"]
     benches = all_benchmarks(load_split(Path("../shared/data/fer2013"), "test", Path(".cache")))
     models = [keras.models.load_model(checkpoint(Path(r)), compile=False) for r in runs]
