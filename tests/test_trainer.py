@@ -219,12 +219,13 @@ def test_teacher_saves_ensemble_logits_for_distillation(trained, folders, test_s
 def test_online_teacher_labels_the_augmented_batch(trained, folders, test_sets, tmp_path, capsys):
     import keras
 
-    from trainer.fit import FitConfig, load_teacher, train_dataset
+    from trainer.fit import FitConfig, load_teacher, soft_targets, train_dataset
 
     teacher = load_teacher((str(trained), str(trained / "best.keras")))
     cfg = FitConfig(data=str(folders), run_dir=str(tmp_path / "kd"), batch_size=16, teachers=(str(trained),),
                     distill_weight=1.0, distill_temperature=1.0)
-    x, y, _ = next(iter(train_dataset(load_split(folders, "train", tmp_path / "cache"), cfg, teacher)))
+    train = load_split(folders, "train", tmp_path / "cache")
+    x, y, _ = next(iter(train_dataset(train, soft_targets(train, cfg), cfg, teacher)))
     expected = keras.ops.softmax(keras.models.load_model(trained / "best.keras")(x, training=False))
     assert np.allclose(y.numpy(), np.asarray(expected), atol=1e-5)  # targets from the images the student sees
 

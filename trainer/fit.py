@@ -140,13 +140,12 @@ def load_teacher(runs: tuple[str, ...]) -> Teacher:
     return lambda x: tf.add_n([m(x, training=False) for m in members]) / len(members)
 
 
-def train_dataset(split: Split, cfg: FitConfig, teacher: Teacher | None = None) -> tf.data.Dataset:
-    """Shuffled, augmented batches of (pixels, soft targets, class weights).
+def train_dataset(split: Split, targets: Targets, cfg: FitConfig, teacher: Teacher | None = None) -> tf.data.Dataset:
+    """Shuffled, augmented batches of (pixels, `targets`, class weights).
 
     With an online `teacher`, its targets are computed on the augmented (and mixed) images the
     student sees, so they stay consistent with the input ("a good teacher is patient and consistent").
     """
-    targets = soft_targets(split, cfg)
     x = split.x[targets.keep][..., None].astype(np.float32)
     y = targets.y[targets.keep]
     w = class_weights(y.argmax(axis=1), cfg.class_weight_power)
@@ -215,7 +214,8 @@ def fit(cfg: FitConfig) -> Path:
     test = load_split(Path(cfg.data), "test", Path(cfg.cache_dir))
     log.info("train %d images %s, test %d images", len(train), train.class_counts().tolist(), len(test))
     benches = all_benchmarks(test, cfg.ferplus_votes, cfg.diffusionfer)
-    counts = label_targets(train, cfg).counts
+    targets = soft_targets(train, cfg)
+    counts = targets.counts
     (run / "labels.json").write_text(json.dumps({"labels": cfg.labels, "ferplus_share": cfg.ferplus_share,
                                                  "train": counts}, indent=2))
     log.info("targets: %s labels (FER+ share %.2f): %s", cfg.labels, cfg.ferplus_share, counts)
@@ -257,7 +257,7 @@ def fit(cfg: FitConfig) -> Path:
         log.info("%s already finished training; re-evaluating its best checkpoint", run)
     else:
         teacher = load_teacher(cfg.teachers) if cfg.teachers else None
-        model.fit(train_dataset(train, cfg, teacher), validation_data=test_dataset(test, 512),
+        model.fit(train_dataset(train, targets, cfg, teacher), validation_data=test_dataset(test, 512),
                   epochs=cfg.epochs, callbacks=callbacks, shuffle=False,  # the dataset shuffles itself
                   verbose=1 if sys.stdout.isatty() else 2)  # a log file gets one line per epoch
         finished.touch()
