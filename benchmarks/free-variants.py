@@ -25,7 +25,7 @@ import numpy as np
 
 from trainer.benchmarks import Benchmark, all_benchmarks
 from trainer.data import load_split
-from trainer.evaluate import checkpoint
+from trainer.evaluate import checkpoint, predict_logits
 from trainer.metrics import classification_report
 
 View = Callable[[np.ndarray], np.ndarray]
@@ -53,12 +53,9 @@ VARIANTS: dict[str, list[View]] = {
 
 
 def score(model: keras.Model, bench: Benchmark, views: list[View]) -> str:
-    """Accuracy and mean recall of the mean logits of each view and its mirror image."""
-    logits = []
-    for view in views:
-        x = view(bench.x)[..., None].astype(np.float32)
-        logits += [model.predict(x, batch_size=512, verbose=0), model.predict(x[:, :, ::-1], batch_size=512, verbose=0)]
-    report = classification_report(bench.y, np.mean(logits, axis=0).argmax(1))
+    """Accuracy and mean recall of the mean flip-TTA logits of the views."""
+    logits = np.mean([predict_logits(model, view(bench.x), flip_tta=True) for view in views], axis=0)
+    report = classification_report(bench.y, logits.argmax(1))
     recall = np.mean([c["recall"] for c in report["per_class"].values()])
     return f"{bench.name} {report['accuracy']:.2%} ({recall:.3f})"
 
