@@ -57,7 +57,7 @@ train: $(VENV)/.dev  ## the shipped model: teachers' logits -> student -> models
 	  $(LAST_TEACHERS) --epochs 14 --lr 1e-3 --patience 14 --seed 47
 	$(VENV)/bin/fer-quantize $(STUDENT)_ft2 --data $(DATA) --out models/fer_int8.tflite --flip-tta
 
-# the reference_blend teachers' recipe: two seeds of it are committed
+# the reference_blend teachers' recipe: the two seeds make train distils
 BLEND_TEACHER = --arch reference --width 1 --labels blend --ferplus-weight 0.75 --epochs 14 --warmup-epochs 1 \
   --lr 2e-3 --erase-prob 0.25 --precision bf16
 
