@@ -77,6 +77,7 @@ class Daemon:
 
     def run(self) -> int:
         """Run until stopped; 0 on a clean stop, 1 after repeated failures. Setup errors raise."""
+        self._signals()  # first: a stop during setup (once MQTT says online) must still end cleanly
         cfg = resolve_config(self.opts)
         logging.getLogger().setLevel(cfg.logging.level)
         classifier = Classifier(cfg.model.path, num_threads=cfg.model.num_threads)
@@ -93,7 +94,6 @@ class Daemon:
                 p.close()
             grabber.stop()
             raise
-        self._signals()
         pipeline = Pipeline(cfg, grabber, detector, classifier, publishers)
         log.info("running: source %s, model %s, %s fps target%s", cfg.source.uri, cfg.model.path,
                  cfg.pacer.fps or "max", ", MQTT " + cfg.mqtt.host if cfg.mqtt.enabled else "")
