@@ -113,11 +113,12 @@ def quantize(args: argparse.Namespace, command: str) -> dict:
         model = with_flip_tta(model)
     train = load_split(Path(args.data), "train", Path(args.cache_dir))
     test = load_split(Path(args.data), "test", Path(args.cache_dir))
-    temperature = 1.0
-    if args.calibrate:
-        if not Path(args.ferplus_votes).is_file():
-            raise QuantizeError(f"calibration needs the FER+ votes ({args.ferplus_votes}), or give --no-calibrate")
+    temperature, shares = 1.0, None
+    if Path(args.ferplus_votes).is_file():
         shares, has = vote_shares(votes_for(test, load_votes(Path(args.ferplus_votes))))
+    if args.calibrate:
+        if shares is None:
+            raise QuantizeError(f"calibration needs the FER+ votes ({args.ferplus_votes}), or give --no-calibrate")
         temperature = fit_temperature(predict_logits(model, test.x[has]), shares[has])
         model = with_temperature(model, temperature)
     pick = np.random.default_rng(args.seed).choice(len(train), min(args.calibration, len(train)), replace=False)
@@ -169,7 +170,9 @@ def quantize(args: argparse.Namespace, command: str) -> dict:
             "int8_latency_ms_p50_1thread": round(latency, 4),
             "latency_machine": "2-core x86-64 dev box, ai-edge-litert, 1 thread, 1 face",
         },
-        "confidence_calibration": _calibration(benches, int8_logits, temperature, args.calibrate),
+        "confidence_calibration": _calibration(benches, int8_logits, temperature, args.calibrate,
+                                               None if shares is None else shares[has],
+                                               None if shares is None else int8_logits["fer2013"][has]),
         "training": _training_record(run),
         "quantize": {"command": command, "calibration_images": len(pick), "seed": args.seed},
         "data": {"source": str(args.data), "train_images": len(train), "train_checksum": train.checksum,
@@ -188,19 +191,26 @@ def quantize(args: argparse.Namespace, command: str) -> dict:
     return card
 
 
-def _calibration(benches: list, int8_logits: dict[str, np.ndarray], temperature: float, fitted: bool) -> dict:
+def _calibration(benches: list, int8_logits: dict[str, np.ndarray], temperature: float, fitted: bool,
+                 shares: np.ndarray | None, voted_logits: np.ndarray | None) -> dict:
     """The temperature baked into the model, and the expected calibration error (15 bins) of the
-    int8 model's confidence on each test set, without it (logits x T) and with it."""
-    from trainer.calibration import expected_calibration_error, softmax
+    int8 model's confidence on each test set, without it (logits x T) and with it; and, against the
+    FER+ vote `shares` of the PublicTest faces with votes (`voted_logits`), how far the confidence is
+    from the share of people who agree."""
+    from trainer.calibration import expected_calibration_error, softmax, vote_calibration_error
 
-    ece = {}
-    for bench in benches:
-        logits = int8_logits[bench.name]
-        ece[bench.name] = {"before": round(expected_calibration_error(softmax(logits * temperature), bench.y), 4),
-                           "after": round(expected_calibration_error(softmax(logits), bench.y), 4)}
-    return {"temperature": round(temperature, 4),
-            "fitted_on": "PublicTest's FER+ vote distributions (cross-entropy), float model" if fitted else None,
-            "expected_calibration_error": ece}
+    def before_after(error, logits: np.ndarray, truth: np.ndarray) -> dict:
+        return {"before": round(error(softmax(logits * temperature), truth), 4),
+                "after": round(error(softmax(logits), truth), 4)}
+
+    out = {"temperature": round(temperature, 4),
+           "fitted_on": "PublicTest's FER+ vote distributions (cross-entropy), float model" if fitted else None,
+           "expected_calibration_error": {b.name: before_after(expected_calibration_error, int8_logits[b.name], b.y)
+                                          for b in benches}}
+    if shares is not None:
+        out["vote_calibration_error"] = {"publictest_with_votes": before_after(vote_calibration_error,
+                                                                               voted_logits, shares)}
+    return out
 
 
 def _training_record(run: Path) -> dict:

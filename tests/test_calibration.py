@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from trainer.calibration import expected_calibration_error, fit_temperature, softmax
+from trainer.calibration import expected_calibration_error, fit_temperature, softmax, vote_calibration_error
 
 
 def test_an_overconfident_model_is_cooled_to_the_temperature_that_made_it():
@@ -19,3 +19,14 @@ def test_an_overconfident_model_is_cooled_to_the_temperature_that_made_it():
     after = expected_calibration_error(softmax(overconfident, t), labels)
     assert before > 0.1 and after < 0.03, (before, after)
     assert expected_calibration_error(np.eye(7)[labels], labels) == 0.0  # sure and always right
+
+
+def test_vote_calibration_measures_confidence_against_the_share_of_people_who_agree():
+    rng = np.random.default_rng(1)
+    shares = rng.dirichlet(np.full(7, 0.5), 3000)  # each face's share of votes per class
+    assert vote_calibration_error(shares, shares) < 1e-9  # confidence = the top class's share
+    sure = np.eye(7)[shares.argmax(axis=1)]  # the same picks, always at confidence 1
+    gap = vote_calibration_error(sure, shares)
+    assert abs(gap - (1 - shares.max(axis=1).mean())) < 1e-9
+    # a face most people call one thing: right by the majority, but 6 of 10 voters is not confidence 1
+    assert expected_calibration_error(sure, shares.argmax(axis=1)) == 0.0 and gap > 0.3

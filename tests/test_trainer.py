@@ -270,6 +270,7 @@ def test_quantize_writes_int8_model_and_card(trained, folders, test_sets, tmp_pa
     calibration = card["confidence_calibration"]  # a temperature fitted to the votes, baked into the model
     assert 0.25 <= calibration["temperature"] <= 8 and "FER+ vote" in calibration["fitted_on"]
     assert set(calibration["expected_calibration_error"]) == {"fer2013", "ferplus", "diffusionfer"}
+    assert 0 <= calibration["vote_calibration_error"]["publictest_with_votes"]["after"] <= 1
 
     capfd.readouterr()
     assert quant_cli.main([str(out), "--score", "--data", str(folders), *test_sets]) == 0  # the shipped file alone
