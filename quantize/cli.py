@@ -214,7 +214,12 @@ def _calibration(benches: list, int8_logits: dict[str, np.ndarray], temperature:
 
 
 def _training_record(run: Path) -> dict:
-    """The run's command and config, and those of the runs it was warm-started from and distilled from."""
+    """The run's command and config, and those of the runs it was warm-started from and distilled from
+    (for a teacher file, the run its model came from)."""
+    if run.suffix == ".npz" and run.is_file():
+        from trainer.teachers import made_by
+
+        return made_by(run) or {"command": None, "config": None}
     config_path, command_path = run / "config.json", run / "command.txt"
     record = {"command": command_path.read_text().strip() if command_path.exists() else None,
               "config": json.loads(config_path.read_text()) if config_path.exists() else None}

@@ -239,6 +239,30 @@ def test_online_teacher_labels_the_augmented_batch(trained, folders, test_sets, 
     assert "--teacher: no model at" in capsys.readouterr().err
 
 
+def test_a_teacher_file_teaches_online_without_its_run(trained, folders, test_sets, tmp_path, capsys):
+    import keras
+
+    from trainer import teachers
+
+    made = ["teacher", "--data", str(folders), *test_sets]
+    assert train_cli.main([*made, str(trained), "--out", str(tmp_path / "one.npz")]) == 0
+    model = teachers.load_model(tmp_path / "one.npz")  # rebuilt from the file alone: config + float16 weights
+    faces = fake_faces(8, 3)[0][..., None].astype(np.float32)
+    original = keras.models.load_model(trained / "best.keras")(faces, training=False)
+    assert np.allclose(model(faces, training=False), original, atol=0.05)
+    assert teachers.made_by(tmp_path / "one.npz")["command"].startswith("fer-train fit")
+
+    fit = ["fit", "--data", str(folders), "--epochs", "1", "--width", "0.25", "--depth", "1", "--batch-size", "16",
+           "--cache-dir", str(tmp_path / "cache"), *test_sets]
+    assert train_cli.main([*fit, "--run", str(tmp_path / "kd"), "--teacher", str(tmp_path / "one.npz")]) == 0
+    record = quant_cli._training_record(tmp_path / "kd")  # the card names how the teacher was trained
+    assert record["teachers"][str(tmp_path / "one.npz")]["command"].startswith("fer-train fit")
+
+    assert train_cli.main([*made, str(trained), str(trained), "--out", str(tmp_path / "two.npz")]) == 0
+    assert train_cli.main([*fit, "--run", str(tmp_path / "kd2"), "--teacher", str(tmp_path / "two.npz")]) == 2
+    assert "holds logits only" in capsys.readouterr().err  # an ensemble's file: logits, no model
+
+
 def test_evaluate_prints_its_result_and_none_of_tensorflows_chatter(trained, folders, test_sets):
     done = subprocess.run([sys.executable, "-m", "trainer.cli", "evaluate", str(trained), "--data", str(folders),
                            "--out", str(trained / "eval"), *test_sets], capture_output=True, text=True, timeout=120)

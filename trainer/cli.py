@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import keras
     import numpy as np
 
 DEFAULT_DATA = "../shared/data/fer2013"
@@ -52,7 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--teacher-weights", nargs="+", type=float, default=(), metavar="W",
                      help="with several --teacher-logits: their weights in the average, one each (default equal)")
     kd.add_argument("--teacher", dest="teachers", nargs="+", default=(), metavar="RUN",
-                    help="online distillation: run folders whose mean logits on each augmented batch are the teacher")
+                    help="online distillation: runs, .keras files or teacher files (.npz of `fer-train teacher` "
+                         "from one model) whose mean logits on each augmented batch are the teacher")
     fit.add_argument("--distill-weight", type=float, default=0.7)
     fit.add_argument("--distill-temperature", type=float, default=3.0)
     fit.add_argument("--labels", choices=["fer2013", "ferplus", "blend"], default="fer2013",
@@ -75,10 +77,11 @@ def _parser() -> argparse.ArgumentParser:
     _test_sets(ev)
 
     teach = sub.add_parser("teacher", help="save an ensemble's train logits for --teacher-logits; prints its accuracy")
-    teach.add_argument("runs", nargs="+", help="run folders (best.keras), .keras files or int8 .tflite models "
-                       "(as the edge runs them); their logits are averaged")
+    teach.add_argument("runs", nargs="+", help="run folders (best.keras), .keras or teacher files, or int8 "
+                       ".tflite models (as the edge runs them); their logits are averaged")
     teach.add_argument("--out", required=True, help="where to write the logits: .npy (train only, float32) or "
-                       ".npz (train and PublicTest, float16, compressed: small enough to commit)")
+                       "a teacher file .npz (train and PublicTest, float16, compressed: small enough to commit; "
+                       "with one Keras model, the model too, for --teacher)")
     teach.add_argument("--no-flip-tta", dest="flip_tta", action="store_false",
                        help="one pass per model (default: each model's logits averaged over the images "
                             "and their mirrors)")
@@ -162,20 +165,21 @@ def _evaluate(args: argparse.Namespace) -> None:
 def _teacher(args: argparse.Namespace) -> None:
     import numpy as np
 
+    from trainer import teachers
     from trainer.benchmarks import all_benchmarks
     from trainer.data import load_split
 
     members = [_teacher_member(Path(r), args.flip_tta) for r in args.runs]
     train, test = (load_split(Path(args.data), name, Path(args.cache_dir)) for name in ("train", "test"))
-    ensemble = lambda x: np.mean([m(x) for m in members], axis=0)  # noqa: E731
+    ensemble = lambda x: np.mean([logits(x) for logits, _ in members], axis=0)  # noqa: E731
     train_logits = ensemble(train.x)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     test_logits = ensemble(test.x)
-    if out.suffix == ".npz":  # small enough to commit: float16, compressed, with what it was made from
-        np.savez_compressed(out, train=train_logits.astype(np.float16), test=test_logits.astype(np.float16),
-                            train_checksum=train.checksum, test_checksum=test.checksum,
-                            members=np.array([str(r) for r in args.runs]))
+    if out.suffix == ".npz":  # small enough to commit; a single Keras model travels with its logits
+        model = members[0][1] if len(members) == 1 else None
+        teachers.save(out, train_logits, test_logits, train, test, [str(r) for r in args.runs], model,
+                      _run_record(Path(args.runs[0])) if model is not None else None)
     else:
         np.save(out, train_logits)
     def accuracy(b) -> float:  # PublicTest's benchmarks reuse test_logits: each image runs once
@@ -187,9 +191,18 @@ def _teacher(args: argparse.Namespace) -> None:
           f"accuracy train {float((train_logits.argmax(1) == train.y).mean()):.2%}; {scores}")
 
 
-def _teacher_member(src: Path, flip_tta: bool) -> Callable[[np.ndarray], np.ndarray]:
-    """One teacher's logits for uint8 images: a run or .keras file, or a shipped int8 .tflite read
-    through the edge runtime as the device runs it (with the flip TTA its card says it holds)."""
+def _run_record(src: Path) -> dict:
+    """The command and config of the run a model file belongs to (empty where they are not at hand)."""
+    run = src if src.is_dir() else src.parent
+    command, config = run / "command.txt", run / "config.json"
+    return {"command": command.read_text().strip() if command.is_file() else None,
+            "config": json.loads(config.read_text()) if config.is_file() else None}
+
+
+def _teacher_member(src: Path, flip_tta: bool) -> tuple[Callable[[np.ndarray], np.ndarray], keras.Model | None]:
+    """One teacher's logits for uint8 images, and its Keras model (None for a .tflite): a run, a .keras
+    or teacher file, or a shipped int8 .tflite read through the edge runtime as the device runs it
+    (with the flip TTA its card says it holds)."""
     from trainer.data import DataError
 
     if src.suffix == ".tflite":
@@ -201,14 +214,12 @@ def _teacher_member(src: Path, flip_tta: bool) -> Callable[[np.ndarray], np.ndar
             clf = Classifier(src, num_threads=2)
         except ModelError as e:
             raise DataError(str(e)) from None
-        return clf.logits
-    import keras
+        return clf.logits, None
+    from trainer import teachers
+    from trainer.evaluate import predict_logits
 
-    from trainer.evaluate import checkpoints, predict_logits
-
-    [path] = checkpoints([src])
-    model = keras.models.load_model(path)
-    return lambda x: predict_logits(model, x, flip_tta)
+    model = teachers.load_model(src)
+    return (lambda x: predict_logits(model, x, flip_tta)), model
 
 
 TEST_SETS = ("fer2013", "ferplus", "diffusionfer")

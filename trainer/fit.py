@@ -20,6 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from trainer import teachers as teacher_files
 from trainer.augment import AugmentConfig, augment_batch
 from trainer.benchmarks import DEFAULT_DIFFUSIONFER, DEFAULT_VOTES, Benchmark, all_benchmarks
 from trainer.data import DataError, Split, load_split
@@ -55,7 +56,7 @@ class FitConfig:
     init_from: str | None = None
     teacher_logits: tuple[str, ...] = ()  # several: their logits are averaged
     teacher_weights: tuple[float, ...] = ()  # one per teacher_logits file; empty: equal weights
-    teachers: tuple[str, ...] = ()
+    teachers: tuple[str, ...] = ()  # online: runs, .keras files or teacher files holding a model
     distill_weight: float = 0.7
     distill_temperature: float = 3.0
     labels: str = "fer2013"  # fer2013 | ferplus | blend
@@ -98,7 +99,7 @@ def soft_targets(split: Split, cfg: FitConfig) -> Targets:
     targets = label_targets(split, cfg)
     if not cfg.teacher_logits:
         return targets
-    members = [load_teacher_logits(Path(t), split) for t in cfg.teacher_logits]
+    members = [teacher_files.load_logits(Path(t), split) for t in cfg.teacher_logits]
     for t, m in zip(cfg.teacher_logits, members):
         if m.shape != targets.y.shape:
             raise DataError(f"teacher logits {t} have shape {m.shape}, expected {targets.y.shape}")
@@ -107,19 +108,6 @@ def soft_targets(split: Split, cfg: FitConfig) -> Targets:
     p = np.exp(z - z.max(axis=1, keepdims=True))
     y = (1 - cfg.distill_weight) * targets.y + cfg.distill_weight * p / p.sum(axis=1, keepdims=True)
     return replace(targets, y=y.astype(np.float32))
-
-
-def load_teacher_logits(path: Path, split: Split) -> np.ndarray:
-    """Train logits from a .npy, or from the .npz of `fer-train teacher` (checked against `split`)."""
-    if not path.is_file():
-        raise DataError(f"no teacher logits at {path}")
-    if path.suffix != ".npz":
-        return np.load(path).astype(np.float32)
-    with np.load(path) as f:
-        if str(f["train_checksum"]) != split.checksum:
-            raise DataError(f"{path} was made from other training images (checksum {f['train_checksum']}, "
-                            f"these are {split.checksum})")
-        return f["train"].astype(np.float32)
 
 
 def class_weights(labels: np.ndarray, power: float) -> np.ndarray:
@@ -132,10 +120,10 @@ def class_weights(labels: np.ndarray, power: float) -> np.ndarray:
 Teacher = Callable[[tf.Tensor], tf.Tensor]
 
 
-def load_teacher(runs: tuple[str, ...]) -> Teacher:
-    """Frozen runs whose mean logits are the teacher's."""
-    paths = checkpoints(runs, "--teacher: ")
-    members = [keras.models.load_model(p) for p in paths]
+def load_teacher(sources: tuple[str, ...]) -> Teacher:
+    """Frozen models (runs, .keras files or teacher files) whose mean logits are the teacher's."""
+    paths = checkpoints(sources, "--teacher: ")
+    members = [teacher_files.load_model(p) for p in paths]
     log.info("online teacher: mean logits of %s", ", ".join(str(p) for p in paths))
     return lambda x: tf.add_n([m(x, training=False) for m in members]) / len(members)
 

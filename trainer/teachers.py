@@ -1,0 +1,68 @@
+"""Teacher files: what distillation needs of a teacher, in one .npz small enough to commit.
+
+`fer-train teacher RUN... --out X.npz` writes the ensemble's logits (float16) on the FER-2013 train
+images (`train`, for `fit --teacher-logits`) and on PublicTest (`test`, for `benchmarks/teacher-weights.py`),
+the checksums of those splits and the member runs. A teacher of one Keras model also keeps the model
+itself (its config and float16 weights, about 3 MB for `reference`) and the command that trained it,
+so that `fit --teacher X.npz` can label each augmented batch online without the run folder.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from trainer.data import DataError, Split
+from trainer.evaluate import checkpoint
+
+
+def save(out: Path, train_logits: np.ndarray, test_logits: np.ndarray, train: Split, test: Split,
+         members: list[str], model: keras.Model | None = None, made_by: dict | None = None) -> None:
+    """Write a teacher file; `model` (with `made_by`: its run's command and config) only for a single model."""
+    extra = {}
+    if model is not None:
+        weights = model.get_weights()
+        extra = {"model_config": json.dumps(model.get_config()), "made_by": json.dumps(made_by or {}),
+                 **{f"weight_{i:03d}": w.astype(np.float16) for i, w in enumerate(weights)}}
+    np.savez_compressed(out, train=train_logits.astype(np.float16), test=test_logits.astype(np.float16),
+                        train_checksum=train.checksum, test_checksum=test.checksum,
+                        members=np.array(members), **extra)
+
+
+def load_logits(path: Path, split: Split) -> np.ndarray:
+    """Train logits from a .npy, or from a teacher file (checked against `split`)."""
+    if not path.is_file():
+        raise DataError(f"no teacher logits at {path}")
+    if path.suffix != ".npz":
+        return np.load(path).astype(np.float32)
+    with np.load(path) as f:
+        if str(f["train_checksum"]) != split.checksum:
+            raise DataError(f"{path} was made from other training images (checksum {f['train_checksum']}, "
+                            f"these are {split.checksum})")
+        return f["train"].astype(np.float32)
+
+
+def load_model(src: Path) -> keras.Model:
+    """A frozen teacher: a run folder's best.keras, a .keras file, or a teacher file that holds a model."""
+    path = checkpoint(src)
+    if not path.is_file():
+        raise DataError(f"no model at {path}")
+    if path.suffix != ".npz":
+        return keras.models.load_model(path)
+    with np.load(path) as f:
+        if "model_config" not in f:
+            raise DataError(f"{path} holds logits only (an ensemble's, or written before teacher files kept "
+                            "the model): give it to --teacher-logits, or its run folder to --teacher")
+        model = keras.Model.from_config(json.loads(str(f["model_config"])))
+        weights = sorted(k for k in f.files if k.startswith("weight_"))
+        model.set_weights([f[k].astype(np.float32) for k in weights])
+    return model
+
+
+def made_by(path: Path) -> dict | None:
+    """The command and config of the run a teacher file's model came from (None if it has none)."""
+    with np.load(path) as f:
+        return json.loads(str(f["made_by"])) if "made_by" in f else None
