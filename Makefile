@@ -34,7 +34,8 @@ test: $(VENV)/.dev system-packages
 	$(PY) -m pytest -q $(ARGS)
 
 T = models/teachers
-TEACHERS ?= $(T)/reference_ferplus.npz $(T)/reference_blend.npz $(T)/reference_blend2.npz $(T)/compact_fer2013.npz
+TEACHERS ?= $(T)/reference_ferplus.npz $(T)/reference_blend.npz $(T)/reference_blend2.npz $(T)/reference_blend3.npz \
+  $(T)/reference_half.npz $(T)/compact_fer2013.npz
 STUDENT ?= runs/student
 STUDENT_FLAGS = --depth 3 --stem-stride 1 --labels blend --ferplus-weight 0.5 --distill-weight 0.6 \
   --distill-temperature 2 --warmup-epochs 1 --erase-prob 0.25 --mixup 0.2
@@ -42,10 +43,12 @@ FIRST_TEACHERS = --teacher-logits $(T)/reference_ferplus.npz $(T)/reference_blen
   --teacher-weights 0.5 1 0.5
 LAST_TEACHERS = --teacher-logits $(T)/reference_blend.npz $(T)/reference_blend2.npz $(T)/compact_fer2013.npz \
   --teacher-weights 0.5 0.75 0.25
+ONLINE_TEACHERS = --teacher $(T)/reference_blend2.npz $(T)/reference_blend3.npz $(T)/reference_half.npz
 
-# The shipped model (issue 28), resumable (re-run to continue): the committed teachers' logits ->
-# the student (30 epochs, 16 more at a lower rate, then 14 more distilling the two reference_blend seeds)
-# -> int8. With the logits present it starts from the student; `make teachers` (or deleting them)
+# The shipped model (issue 28), resumable (re-run to continue): the committed teacher files -> the
+# student (30 epochs, 16 more at a lower rate, 14 more distilling the two reference_blend seeds' saved
+# logits, then 12 more taught online by three reference teachers on each augmented batch) -> int8.
+# With the teacher files present it starts from the student; `make teachers` (or deleting them)
 # retrains the teachers first.
 train: $(VENV)/.dev  ## the shipped model: teachers' logits -> student -> models/fer_int8.tflite
 	for t in $(TEACHERS); do test -f $$t || { $(MAKE) teachers; break; }; done
@@ -55,22 +58,28 @@ train: $(VENV)/.dev  ## the shipped model: teachers' logits -> student -> models
 	  $(FIRST_TEACHERS) --epochs 16 --lr 1e-3 --patience 16 --seed 45
 	$(VENV)/bin/fer-train fit --data $(DATA) --run $(STUDENT)_ft2 --init-from $(STUDENT)_ft $(STUDENT_FLAGS) \
 	  $(LAST_TEACHERS) --epochs 14 --lr 1e-3 --patience 14 --seed 47
-	$(VENV)/bin/fer-quantize $(STUDENT)_ft2 --data $(DATA) --out models/fer_int8.tflite --flip-tta
+	$(VENV)/bin/fer-train fit --data $(DATA) --run $(STUDENT)_ft3 --init-from $(STUDENT)_ft2 $(STUDENT_FLAGS) \
+	  $(ONLINE_TEACHERS) --epochs 12 --lr 1e-3 --patience 12 --seed 50
+	$(VENV)/bin/fer-quantize $(STUDENT)_ft3 --data $(DATA) --out models/fer_int8.tflite --flip-tta
 
-# the reference_blend teachers' recipe: the two seeds make train distils
-BLEND_TEACHER = --arch reference --width 1 --labels blend --ferplus-weight 0.75 --epochs 14 --warmup-epochs 1 \
-  --lr 2e-3 --erase-prob 0.25 --precision bf16
+# the reference teachers' recipe on the label blend: FER+ votes weighted 0.75 (three seeds) or 0.5 (half)
+BLEND_TEACHER = --arch reference --width 1 --labels blend --epochs 14 --warmup-epochs 1 --lr 2e-3 --erase-prob 0.25 \
+  --precision bf16
 
-teachers: $(VENV)/.dev  ## the four teachers, from scratch; their logits to models/teachers/
+teachers: $(VENV)/.dev  ## the six teachers, from scratch; their files to models/teachers/
 	$(VENV)/bin/fer-train fit --data $(DATA) --run runs/teacher_ref --arch reference --width 1 --labels ferplus \
 	  --epochs 10 --warmup-epochs 1 --lr 2e-3 --erase-prob 0.25 --precision bf16 --seed 21
-	$(VENV)/bin/fer-train teacher runs/teacher_ref --data $(DATA) --out models/teachers/reference_ferplus.npz
-	$(VENV)/bin/fer-train fit --data $(DATA) --run runs/teacher_blend $(BLEND_TEACHER) --seed 22
-	$(VENV)/bin/fer-train teacher runs/teacher_blend --data $(DATA) --out models/teachers/reference_blend.npz
-	$(VENV)/bin/fer-train fit --data $(DATA) --run runs/teacher_blend2 $(BLEND_TEACHER) --seed 23
-	$(VENV)/bin/fer-train teacher runs/teacher_blend2 --data $(DATA) --out models/teachers/reference_blend2.npz
+	$(VENV)/bin/fer-train teacher runs/teacher_ref --data $(DATA) --out $(T)/reference_ferplus.npz
+	$(VENV)/bin/fer-train fit --data $(DATA) --run runs/teacher_blend $(BLEND_TEACHER) --ferplus-weight 0.75 --seed 22
+	$(VENV)/bin/fer-train teacher runs/teacher_blend --data $(DATA) --out $(T)/reference_blend.npz
+	$(VENV)/bin/fer-train fit --data $(DATA) --run runs/teacher_blend2 $(BLEND_TEACHER) --ferplus-weight 0.75 --seed 23
+	$(VENV)/bin/fer-train teacher runs/teacher_blend2 --data $(DATA) --out $(T)/reference_blend2.npz
+	$(VENV)/bin/fer-train fit --data $(DATA) --run runs/teacher_blend3 $(BLEND_TEACHER) --ferplus-weight 0.75 --seed 24
+	$(VENV)/bin/fer-train teacher runs/teacher_blend3 --data $(DATA) --out $(T)/reference_blend3.npz
+	$(VENV)/bin/fer-train fit --data $(DATA) --run runs/teacher_half $(BLEND_TEACHER) --ferplus-weight 0.5 --seed 25
+	$(VENV)/bin/fer-train teacher runs/teacher_half --data $(DATA) --out $(T)/reference_half.npz
 	$(MAKE) fer2013-model
-	$(VENV)/bin/fer-train teacher $(RUN)_okd3/fer_int8.tflite --data $(DATA) --out models/teachers/compact_fer2013.npz
+	$(VENV)/bin/fer-train teacher $(RUN)_okd3/fer_int8.tflite --data $(DATA) --out $(T)/compact_fer2013.npz
 
 fer2013-model: $(VENV)/.dev  ## the compact net on FER-2013's labels (the model shipped before issue 28), int8
 	$(VENV)/bin/fer-train fit --data $(DATA) --run $(RUN) --epochs 36
