@@ -16,7 +16,7 @@ import numpy as np
 def drawn_face(side: int, tense: bool) -> np.ndarray:
     """A gray face, `side` pixels square, in one of two expressions the shipped model tells apart:
     `tense` (slanted brows, turned-down mouth; it reads fear) or calm (brows slanted the other way,
-    an open smile; it reads happy)."""
+    a wide open smile; it reads happy)."""
     img = np.full((side, side), 90, np.uint8)
     c, s = side // 2, side / 200
 
@@ -34,9 +34,9 @@ def drawn_face(side: int, tense: bool) -> np.ndarray:
     cv2.ellipse(img, at(0, 22), size(10, 8), 0, 0, 180, 120, -1)  # nose
     if tense:
         cv2.ellipse(img, at(0, 62), size(28, 12), 0, 180, 360, 60, -1)
-    else:  # lips, then the teeth inside them
-        cv2.ellipse(img, at(0, 46), size(32, 18), 0, 0, 180, 40, -1)
-        cv2.ellipse(img, at(0, 48), size(26, 8), 0, 0, 180, 235, -1)
+    else:  # a wide grin: lips, then the teeth inside them (a taller, narrower mouth reads as surprise)
+        cv2.ellipse(img, at(0, 46), size(40, 16), 0, 0, 180, 40, -1)
+        cv2.ellipse(img, at(0, 48), size(34, 7), 0, 0, 180, 235, -1)
     face = cv2.GaussianBlur(img, (0, 0), 2 * s)
     face.flags.writeable = False  # cached: shared by every frame
     return face

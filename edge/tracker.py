@@ -18,6 +18,7 @@ class Track:
     face_id: int
     box: Box
     last_seen: float  # when a detection last found it
+    first_seen: float  # when it was first found
     probs: np.ndarray | None = None  # smoothed class probabilities; None until first scored
     scored: float = -math.inf  # when its probabilities were last folded in
     scores: int = 0  # how many were folded in
@@ -71,7 +72,7 @@ class Tracker:
         for i, box in enumerate(boxes):
             track = matched.get(i)
             if track is None:
-                track = Track(self._next_id, box, ts)
+                track = Track(self._next_id, box, ts, ts)
                 self._next_id += 1
                 self.tracks.append(track)
                 new.append(track)
@@ -106,12 +107,13 @@ class Tracker:
         label, score = self.labels[top], float(track.probs[top])
         if label == track.emotion or score < self.cfg.min_confidence:
             return None
-        if track.emotion is None and track.scores < self.cfg.first_event_scores:
-            return None
-        if track.emotion is not None:
-            current = float(track.probs[self.labels.index(track.emotion)])
-            if score - current < self.cfg.hysteresis:
+        if track.emotion is None:  # a new face: enough scores, and a clear lead or a wait long enough
+            runner_up = float(np.partition(track.probs, -2)[-2])
+            if track.scores < self.cfg.first_event_scores or (
+                    score - runner_up < self.cfg.hysteresis and ts - track.first_seen < self.cfg.first_event_wait_s):
                 return None
+        elif score - float(track.probs[self.labels.index(track.emotion)]) < self.cfg.hysteresis:
+            return None
         previous, track.emotion = track.emotion, label
         return Event(track.face_id, label, previous, score,
                      {k: round(float(v), 4) for k, v in zip(self.labels, track.probs)},

@@ -180,6 +180,26 @@ def test_a_face_seen_on_one_frame_is_no_event_and_its_first_frame_weighs_no_more
     assert [(e.emotion, e.previous) for e in events] == [("neutral", None)] and events[0].capture_ts == 2 / 30
 
 
+def _mix(a: str, b: str, pa: float, pb: float) -> np.ndarray:
+    v = np.full(7, (1 - pa - pb) / 5)
+    v[LABELS.index(a)], v[LABELS.index(b)] = pa, pb
+    return v[None]
+
+
+def test_a_face_that_appears_between_two_expressions_is_first_published_as_the_clear_one():
+    tr = Tracker(TrackerConfig(smoothing_s=0.5, hysteresis=0.25, first_event_wait_s=1.0), LABELS)
+    events = []
+    for i in range(30):  # 0.3 s leaving neutral (a narrow lead), then plainly happy
+        events += _step(tr, [(100, 80, 60, 60)], _mix("neutral", "happy", 0.5, 0.4) if i < 9 else _probs("happy"),
+                        i / 30)
+    assert [(e.emotion, e.previous) for e in events] == [("happy", None)]  # not neutral, then happy
+    tr = Tracker(TrackerConfig(smoothing_s=0.5, hysteresis=0.25, first_event_wait_s=1.0), LABELS)
+    events = []
+    for i in range(45):  # a face that stays in between still gets its emotion, once the wait is over
+        events += _step(tr, [(100, 80, 60, 60)], _mix("neutral", "happy", 0.5, 0.4), i / 30)
+    assert [(e.emotion, e.capture_ts) for e in events] == [("neutral", 1.0)]
+
+
 def test_schedule_spreads_a_group_over_frames_and_scores_each_face_ten_times_a_second():
     tr = Tracker(TrackerConfig(smoothing_s=0.2), LABELS)
     schedule = FaceSchedule(redetect_every=4, classify_hz=10)
