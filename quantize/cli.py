@@ -220,9 +220,9 @@ def _training_record(run: Path) -> dict:
         from trainer.teachers import made_by
 
         return made_by(run) or {"command": None, "config": None}
-    config_path, command_path = run / "config.json", run / "command.txt"
-    record = {"command": command_path.read_text().strip() if command_path.exists() else None,
-              "config": json.loads(config_path.read_text()) if config_path.exists() else None}
+    from trainer.cli import run_record
+
+    record = run_record(run)
     config = record["config"] or {}
     if config.get("init_from"):
         record["init_from"] = _training_record(Path(config["init_from"]))

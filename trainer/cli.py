@@ -179,7 +179,7 @@ def _teacher(args: argparse.Namespace) -> None:
     if out.suffix == ".npz":  # small enough to commit; a single Keras model travels with its logits
         model = members[0][1] if len(members) == 1 else None
         teachers.save(out, train_logits, test_logits, train, test, [str(r) for r in args.runs], model,
-                      _run_record(Path(args.runs[0])) if model is not None else None)
+                      run_record(Path(args.runs[0])) if model is not None else None)
     else:
         np.save(out, train_logits)
     def accuracy(b) -> float:  # PublicTest's benchmarks reuse test_logits: each image runs once
@@ -191,7 +191,7 @@ def _teacher(args: argparse.Namespace) -> None:
           f"accuracy train {float((train_logits.argmax(1) == train.y).mean()):.2%}; {scores}")
 
 
-def _run_record(src: Path) -> dict:
+def run_record(src: Path) -> dict:
     """The command and config of the run a model file belongs to (empty where they are not at hand)."""
     run = src if src.is_dir() else src.parent
     command, config = run / "command.txt", run / "config.json"
