@@ -246,7 +246,7 @@ def test_a_teacher_file_teaches_online_without_its_run(trained, folders, test_se
 
     made = ["teacher", "--data", str(folders), *test_sets]
     assert train_cli.main([*made, str(trained), "--out", str(tmp_path / "one.npz")]) == 0
-    model = teachers.load_model(tmp_path / "one.npz")  # rebuilt from the file alone: config + float16 weights
+    model = teachers.load_model(tmp_path / "one.npz")  # rebuilt from the file alone: config + int8 kernels
     faces = fake_faces(8, 3)[0][..., None].astype(np.float32)
     original = keras.models.load_model(trained / "best.keras")(faces, training=False)
     assert np.allclose(model(faces, training=False), original, atol=0.05)
