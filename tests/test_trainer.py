@@ -239,11 +239,14 @@ def test_online_teacher_labels_the_augmented_batch(trained, folders, test_sets, 
     assert "--teacher: no model at" in capsys.readouterr().err
 
 
-def test_a_teacher_file_teaches_online_without_its_run(trained, folders, test_sets, tmp_path, capsys):
+def test_a_teacher_file_teaches_online_without_its_run(trained, folders, test_sets, tmp_path, capsys, caplog):
+    import logging
+
     import keras
 
     from trainer import teachers
 
+    caplog.set_level(logging.INFO, logger="trainer.fit")
     made = ["teacher", "--data", str(folders), *test_sets]
     assert train_cli.main([*made, str(trained), "--out", str(tmp_path / "one.npz")]) == 0
     model = teachers.load_model(tmp_path / "one.npz")  # rebuilt from the file alone: config + int8 kernels
@@ -254,7 +257,9 @@ def test_a_teacher_file_teaches_online_without_its_run(trained, folders, test_se
 
     fit = ["fit", "--data", str(folders), "--epochs", "1", "--width", "0.25", "--depth", "1", "--batch-size", "16",
            "--cache-dir", str(tmp_path / "cache"), *test_sets]
-    assert train_cli.main([*fit, "--run", str(tmp_path / "kd"), "--teacher", str(tmp_path / "one.npz")]) == 0
+    assert train_cli.main([*fit, "--run", str(tmp_path / "kd"), "--teacher", str(tmp_path / "one.npz"),
+                           "--init-from", str(tmp_path / "one.npz")]) == 0  # the file also warm-starts a run
+    assert f"initialised from {tmp_path / 'one.npz'}" in caplog.text
     record = quant_cli._training_record(tmp_path / "kd")  # the card names how the teacher was trained
     assert record["teachers"][str(tmp_path / "one.npz")]["command"].startswith("fer-train fit")
 

@@ -45,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="class weight = (n_max/n_class)**power; 0 disables")
     fit.add_argument("--patience", type=int, default=20, help="early-stopping patience in epochs")
     fit.add_argument("--seed", type=int, default=1)
-    fit.add_argument("--init-from", help="warm start from a run folder's best.keras (same architecture)")
+    fit.add_argument("--init-from", help="warm start from a model of the same architecture: a run folder, a "
+                     ".keras file or a one-model file of `fer-train teacher`")
     kd = fit.add_mutually_exclusive_group()
     kd.add_argument("--teacher-logits", nargs="+", default=(), metavar="FILE",
                     help="teachers' train logits, for distillation: a run's train_logits.npy or the .npz of "

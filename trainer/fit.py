@@ -181,9 +181,10 @@ def _best_so_far(history: Path) -> float | None:
 
 
 def _load_weights(model: keras.Model, src: Path) -> None:
-    """Copy the weights of a run's best.keras (or a .keras file) of the same architecture."""
+    """Copy the weights of a model of the same architecture: a run's best.keras, a .keras file, or a
+    file of `fer-train teacher` that holds one model."""
     [path] = checkpoints([src], "--init-from: ")
-    donor = keras.models.load_model(path)
+    donor = teacher_files.load_model(path)
     if donor.name != model.name:
         raise DataError(f"--init-from: {path} is {donor.name}, this run builds {model.name}")
     model.set_weights(donor.get_weights())

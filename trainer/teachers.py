@@ -3,8 +3,8 @@
 `fer-train teacher RUN... --out X.npz` writes the ensemble's logits (float16) on the FER-2013 train
 images (`train`, for `fit --teacher-logits`) and on PublicTest (`test`, for `benchmarks/teacher-weights.py`),
 the checksums of those splits and the member runs. A teacher of one Keras model also keeps the model
-itself (its config, its kernels in int8 with a float16 scale per output channel and its other weights
-in float16: 1.6 MB for `reference`) and the command that trained it, so that `fit --teacher X.npz` can
+itself (its config, its kernels in int8 with a float16 scale per channel and its other weights in
+float16: 1.6 MB for `reference`) and the command that trained it, so that `fit --teacher X.npz` can
 label each augmented batch online without the run folder.
 """
 
@@ -64,10 +64,13 @@ def load_model(src: Path) -> keras.Model:
 
 
 def _encode(key: str, w: np.ndarray) -> dict[str, np.ndarray]:
-    """A kernel as int8 with a float16 scale per output channel (the last axis); other weights in float16."""
+    """A kernel as int8 with a float16 scale per channel (the last axis, or a depthwise kernel's
+    channel axis before it); other weights in float16."""
     if w.ndim < 2:
         return {f"weight_{key}": w.astype(np.float16)}
-    scale = (np.abs(w).reshape(-1, w.shape[-1]).max(0) / 127).astype(np.float16)
+    channels = w.ndim - 1 if w.shape[-1] > 1 else w.ndim - 2
+    others = tuple(a for a in range(w.ndim) if a != channels)
+    scale = (np.abs(w).max(axis=others, keepdims=True) / 127).astype(np.float16)
     scale[scale == 0] = 1
     q = np.clip(np.round(w / scale.astype(np.float32)), -127, 127).astype(np.int8)
     return {f"weight_{key}": q, f"scale_{key}": scale}
