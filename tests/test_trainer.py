@@ -268,6 +268,35 @@ def test_a_teacher_file_teaches_online_without_its_run(trained, folders, test_se
     assert "holds logits only" in capsys.readouterr().err  # an ensemble's file: logits, no model
 
 
+def test_a_run_grows_a_shallower_net_deeper_without_changing_what_it_computes(trained, folders, test_sets, tmp_path,
+                                                                             capsys, caplog):
+    import logging
+
+    import keras
+
+    from trainer.models import compact, grow
+
+    donor = keras.models.load_model(trained / "best.keras")
+    deeper = compact(width=0.25, depth=(1, 2, 3))
+    grow(deeper, donor)  # the extra blocks start as identities
+    faces = fake_faces(8, 5)[0][..., None].astype(np.float32)
+    assert np.allclose(deeper(faces, training=False), donor(faces, training=False), atol=1e-5)
+
+    caplog.set_level(logging.INFO, logger="trainer.fit")
+    fit = ["fit", "--data", str(folders), "--epochs", "1", "--width", "0.25", "--batch-size", "16",
+           "--cache-dir", str(tmp_path / "cache"), *test_sets]
+    assert train_cli.main([*fit, "--run", str(tmp_path / "grown"), "--depth", "1", "1", "2",
+                           "--init-from", str(trained)]) == 0
+    assert "grown from compact_w0.25_d1: its extra blocks start as identities" in caplog.text
+    assert json.loads((tmp_path / "grown" / "config.json").read_text())["depth"] == [1, 1, 2]
+
+    assert train_cli.main([*fit, "--run", str(tmp_path / "shallower"), "--depth", "1",
+                           "--init-from", str(tmp_path / "grown")]) == 2
+    assert "a compact net may only grow deeper" in capsys.readouterr().err
+    assert train_cli.main([*fit, "--run", str(tmp_path / "bad"), "--depth", "1", "2"]) == 2
+    assert "one number or three" in capsys.readouterr().err
+
+
 def test_evaluate_prints_its_result_and_none_of_tensorflows_chatter(trained, folders, test_sets):
     done = subprocess.run([sys.executable, "-m", "trainer.cli", "evaluate", str(trained), "--data", str(folders),
                            "--out", str(trained / "eval"), *test_sets], capture_output=True, text=True, timeout=120)

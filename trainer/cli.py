@@ -31,7 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--run", required=True, help="run folder for checkpoints and the report")
     fit.add_argument("--arch", choices=["compact", "reference"], default="compact")
     fit.add_argument("--width", type=float, default=1.25, help="channel width multiplier")
-    fit.add_argument("--depth", type=int, default=2, help="separable blocks per stage (compact)")
+    fit.add_argument("--depth", type=int, nargs="+", default=[2],
+                     help="compact: separable blocks per stage, one number or three (stages at 24, 12, 6 px)")
     fit.add_argument("--stem-stride", type=int, choices=[1, 2], default=2,
                      help="compact: 2 runs the stem at 24x24, 1 on the full 48x48 face")
     fit.add_argument("--dropout", type=float, default=0.3)
@@ -122,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             values["teachers"] = tuple(args.teachers)
             values["teacher_logits"] = tuple(args.teacher_logits)
             values["teacher_weights"] = tuple(args.teacher_weights)
+            values["depth"] = args.depth[0] if len(args.depth) == 1 else tuple(args.depth)
             cfg = FitConfig(run_dir=args.run, augment=augment, **values)  # refuses impossible flags
             _record_command(Path(args.run), argv)
             run = fit(cfg)

@@ -28,7 +28,7 @@ from trainer.evaluate import (FERPLUS_FLIP, FLIP_ACCURACY, SELECT, checkpoints, 
                               predict_logits)
 from trainer.ferplus import Targets, blend_targets, load_votes, votes_for
 from trainer.labels import LABELS
-from trainer.models import ARCHITECTURES, count_macs
+from trainer.models import ARCHITECTURES, count_macs, grow, stage_depths
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class FitConfig:
     run_dir: str
     arch: str = "compact"
     width: float = 1.25
-    depth: int = 2
+    depth: int | tuple[int, ...] = 2  # compact: blocks per stage, one number or three
     stem_stride: int = 2  # compact: 2 (stem at 24x24) or 1 (stem at 48x48)
     dropout: float = 0.3
     epochs: int = 50
@@ -71,6 +71,10 @@ class FitConfig:
         """Flags that cannot work are refused before any data loads."""
         if not 0 <= self.ferplus_weight <= 1:
             raise DataError(f"--ferplus-weight must be within 0..1, got {self.ferplus_weight}")
+        try:
+            stage_depths(self.depth)
+        except ValueError as e:
+            raise DataError(f"--{e}") from None
         weights = self.teacher_weights
         if weights and (len(weights) != len(self.teacher_logits) or min(weights) < 0 or sum(weights) <= 0):
             raise DataError(f"teacher weights {list(weights)} do not fit {len(self.teacher_logits)} teacher(s): "
@@ -181,13 +185,19 @@ def _best_so_far(history: Path) -> float | None:
 
 
 def _load_weights(model: keras.Model, src: Path) -> None:
-    """Copy the weights of a model of the same architecture: a run's best.keras, a .keras file, or a
-    file of `fer-train teacher` that holds one model."""
+    """Copy the weights of a model of the same architecture (or of a shallower compact net, grown with
+    identity blocks): a run's best.keras, a .keras file, or a file of `fer-train teacher` that holds one model."""
     [path] = checkpoints([src], "--init-from: ")
     donor = teacher_files.load_model(path)
-    if donor.name != model.name:
-        raise DataError(f"--init-from: {path} is {donor.name}, this run builds {model.name}")
-    model.set_weights(donor.get_weights())
+    if donor.name == model.name:
+        model.set_weights(donor.get_weights())
+    else:
+        try:
+            grow(model, donor)
+        except ValueError:
+            raise DataError(f"--init-from: {path} is {donor.name}, this run builds {model.name} "
+                            "(a compact net may only grow deeper)") from None
+        log.info("grown from %s: its extra blocks start as identities", donor.name)
     log.info("initialised from %s", path)
 
 
