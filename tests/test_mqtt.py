@@ -209,6 +209,32 @@ def test_half_open_outage_delivers_in_order_without_duplicates(broker, buffer_si
         sub.close()
 
 
+def test_an_event_handed_over_as_the_connection_drops_arrives_once(broker):
+    """paho keeps a QoS 1 message it could not write (no connection yet noticed by fer-edge) and sends
+    it after reconnecting; fer-edge must count it as handed over, not send it a second time."""
+    pub = _publisher(broker.port, buffer_size=100)
+    sub = Subscriber(broker.port)
+    try:
+        _five_delivered(pub, sub)
+        sub.close()
+        broker.stop()
+        assert wait_for(lambda: not pub.connected)
+        with pub._lock:  # the moment between paho closing the socket and its disconnect callback
+            pub.connected = True
+        pub.event(_event(6))
+        with pub._lock:
+            pub.connected = False
+        pub.event(_event(7))
+        broker.start()
+        sub = Subscriber(broker.port)
+        assert wait_for(lambda: len(seqs(sub)) >= 2, timeout=30)
+        time.sleep(0.5)  # nothing more: no duplicates
+        assert seqs(sub) == [6, 7] and pub.dropped == 0
+    finally:
+        pub.close()
+        sub.close()
+
+
 def test_a_restarted_broker_is_picked_up_within_reconnect_max_s(broker):
     pub = _publisher(broker.port, reconnect_max_s=2)
     try:

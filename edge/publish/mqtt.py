@@ -193,9 +193,11 @@ class MQTTPublisher:
                     self._state_mid, kind, payload, self._state = IN_FLIGHT, "state", self._state, None
                 else:
                     return
-            info = self.client.publish(f"{self.base}/{kind}", payload, qos=1 if kind == "state" else self.cfg.qos,
-                                       retain=kind == "state")
-            sent = info.rc == mqtt.MQTT_ERR_SUCCESS
+            qos = 1 if kind == "state" else self.cfg.qos
+            info = self.client.publish(f"{self.base}/{kind}", payload, qos=qos, retain=kind == "state")
+            # a QoS 1+ message paho could not write (the connection dropped before it told us) stays in
+            # its queue and goes out after reconnecting: handed over, like one written
+            sent = info.rc == mqtt.MQTT_ERR_SUCCESS or (info.rc == mqtt.MQTT_ERR_NO_CONN and qos > 0)
             with self._lock:
                 acked = sent and info.mid in self._early_acks
                 self._early_acks.discard(info.mid)
