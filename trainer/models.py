@@ -72,7 +72,7 @@ def compact(width: float = 1.0, depth: int | tuple[int, ...] = 2, dropout: float
 
 def stage_depths(depth: int | tuple[int, ...] | list[int]) -> tuple[int, int, int]:
     """Blocks per stage of `compact`: one number for all three stages, or three."""
-    depths = (depth,) * 3 if isinstance(depth, int) else tuple(depth)
+    depths = (depth,) if isinstance(depth, int) else tuple(depth)
     if len(depths) == 1:
         depths *= 3
     if len(depths) != 3 or min(depths) < 1:
