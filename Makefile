@@ -35,7 +35,7 @@ test: $(VENV)/.dev system-packages
 
 T = models/teachers
 TEACHERS ?= $(T)/reference_ferplus.npz $(T)/reference_blend.npz $(T)/reference_blend2.npz $(T)/reference_blend3.npz \
-  $(T)/reference_half.npz $(T)/reference_blend2b.npz $(T)/compact_fer2013.npz
+  $(T)/reference_half.npz $(T)/reference_blend2b.npz $(T)/reference_blend3b.npz $(T)/compact_fer2013.npz
 STUDENT ?= runs/student
 STUDENT_FLAGS = --depth 3 --stem-stride 1 --labels blend --ferplus-weight 0.5 --distill-weight 0.6 \
   --distill-temperature 2 --warmup-epochs 1 --erase-prob 0.25 --mixup 0.2
@@ -66,7 +66,7 @@ train: $(VENV)/.dev  ## the shipped model: teachers' logits -> student -> models
 BLEND_TEACHER = --arch reference --width 1 --labels blend --epochs 14 --warmup-epochs 1 --lr 2e-3 --erase-prob 0.25 \
   --precision bf16
 
-teachers: $(VENV)/.dev  ## the seven teachers, from scratch; their files to models/teachers/
+teachers: $(VENV)/.dev  ## the eight teachers, from scratch; their files to models/teachers/
 	$(VENV)/bin/fer-train fit --data $(DATA) --run runs/teacher_ref --arch reference --width 1 --labels ferplus \
 	  --epochs 10 --warmup-epochs 1 --lr 2e-3 --erase-prob 0.25 --precision bf16 --seed 21
 	$(VENV)/bin/fer-train teacher runs/teacher_ref --data $(DATA) --out $(T)/reference_ferplus.npz
@@ -79,6 +79,9 @@ teachers: $(VENV)/.dev  ## the seven teachers, from scratch; their files to mode
 	$(VENV)/bin/fer-train teacher runs/teacher_blend2b --data $(DATA) --out $(T)/reference_blend2b.npz
 	$(VENV)/bin/fer-train fit --data $(DATA) --run runs/teacher_blend3 $(BLEND_TEACHER) --ferplus-weight 0.75 --seed 24
 	$(VENV)/bin/fer-train teacher runs/teacher_blend3 --data $(DATA) --out $(T)/reference_blend3.npz
+	$(VENV)/bin/fer-train fit --data $(DATA) --run runs/teacher_blend3b $(BLEND_TEACHER) --ferplus-weight 0.75 \
+	  --init-from runs/teacher_blend3 --epochs 8 --lr 7e-4 --seed 28
+	$(VENV)/bin/fer-train teacher runs/teacher_blend3b --data $(DATA) --out $(T)/reference_blend3b.npz
 	$(VENV)/bin/fer-train fit --data $(DATA) --run runs/teacher_half $(BLEND_TEACHER) --ferplus-weight 0.5 --seed 25
 	$(VENV)/bin/fer-train teacher runs/teacher_half --data $(DATA) --out $(T)/reference_half.npz
 	$(MAKE) fer2013-model
