@@ -65,6 +65,8 @@ train: $(VENV)/.dev  ## the shipped model: teachers' logits -> student -> models
 # the reference teachers' recipe on the label blend: FER+ votes weighted 0.75 (three seeds) or 0.5 (half)
 BLEND_TEACHER = --arch reference --width 1 --labels blend --epochs 14 --warmup-epochs 1 --lr 2e-3 --erase-prob 0.25 \
   --precision bf16
+# a second cosine cycle of a 0.75-blend teacher, from its best checkpoint at a third of the peak rate
+SECOND_CYCLE = $(BLEND_TEACHER) --ferplus-weight 0.75 --epochs 8 --lr 7e-4
 
 teachers: $(VENV)/.dev  ## the eight teachers, from scratch; their files to models/teachers/
 	$(VENV)/bin/fer-train fit --data $(DATA) --run runs/teacher_ref --arch reference --width 1 --labels ferplus \
@@ -74,13 +76,13 @@ teachers: $(VENV)/.dev  ## the eight teachers, from scratch; their files to mode
 	$(VENV)/bin/fer-train teacher runs/teacher_blend --data $(DATA) --out $(T)/reference_blend.npz
 	$(VENV)/bin/fer-train fit --data $(DATA) --run runs/teacher_blend2 $(BLEND_TEACHER) --ferplus-weight 0.75 --seed 23
 	$(VENV)/bin/fer-train teacher runs/teacher_blend2 --data $(DATA) --out $(T)/reference_blend2.npz
-	$(VENV)/bin/fer-train fit --data $(DATA) --run runs/teacher_blend2b $(BLEND_TEACHER) --ferplus-weight 0.75 \
-	  --init-from runs/teacher_blend2 --epochs 8 --lr 7e-4 --seed 27
+	$(VENV)/bin/fer-train fit --data $(DATA) --run runs/teacher_blend2b $(SECOND_CYCLE) \
+	  --init-from runs/teacher_blend2 --seed 27
 	$(VENV)/bin/fer-train teacher runs/teacher_blend2b --data $(DATA) --out $(T)/reference_blend2b.npz
 	$(VENV)/bin/fer-train fit --data $(DATA) --run runs/teacher_blend3 $(BLEND_TEACHER) --ferplus-weight 0.75 --seed 24
 	$(VENV)/bin/fer-train teacher runs/teacher_blend3 --data $(DATA) --out $(T)/reference_blend3.npz
-	$(VENV)/bin/fer-train fit --data $(DATA) --run runs/teacher_blend3b $(BLEND_TEACHER) --ferplus-weight 0.75 \
-	  --init-from runs/teacher_blend3 --epochs 8 --lr 7e-4 --seed 28
+	$(VENV)/bin/fer-train fit --data $(DATA) --run runs/teacher_blend3b $(SECOND_CYCLE) \
+	  --init-from runs/teacher_blend3 --seed 28
 	$(VENV)/bin/fer-train teacher runs/teacher_blend3b --data $(DATA) --out $(T)/reference_blend3b.npz
 	$(VENV)/bin/fer-train fit --data $(DATA) --run runs/teacher_half $(BLEND_TEACHER) --ferplus-weight 0.5 --seed 25
 	$(VENV)/bin/fer-train teacher runs/teacher_half --data $(DATA) --out $(T)/reference_half.npz
