@@ -44,10 +44,12 @@ FIRST_TEACHERS = --teacher-logits $(T)/reference_ferplus.npz $(T)/reference_blen
 LAST_TEACHERS = --teacher-logits $(T)/reference_blend.npz $(T)/reference_blend2.npz $(T)/compact_fer2013.npz \
   --teacher-weights 0.5 0.75 0.25
 ONLINE_TEACHERS = --teacher $(T)/reference_blend2.npz $(T)/reference_blend3.npz $(T)/reference_half.npz
+SECOND_CYCLE_TEACHERS = --teacher $(T)/reference_blend2b.npz $(T)/reference_blend3b.npz
 
 # The shipped model (issue 28), resumable (re-run to continue): the committed teacher files -> the
 # student (30 epochs, 16 more at a lower rate, 14 more distilling the two reference_blend seeds' saved
-# logits, then 12 more taught online by three reference teachers on each augmented batch) -> int8.
+# logits, 12 more taught online by three reference teachers on each augmented batch, then 14 more taught
+# online by the two second-cycle teachers, without dropout and with less weight decay) -> int8.
 # With the teacher files present it starts from the student; `make teachers` (or deleting them)
 # retrains the teachers first.
 train: $(VENV)/.dev  ## the shipped model: teachers' logits -> student -> models/fer_int8.tflite
@@ -60,7 +62,9 @@ train: $(VENV)/.dev  ## the shipped model: teachers' logits -> student -> models
 	  $(LAST_TEACHERS) --epochs 14 --lr 1e-3 --patience 14 --seed 47
 	$(VENV)/bin/fer-train fit --data $(DATA) --run $(STUDENT)_ft3 --init-from $(STUDENT)_ft2 $(STUDENT_FLAGS) \
 	  $(ONLINE_TEACHERS) --epochs 12 --lr 1e-3 --patience 12 --seed 50
-	$(VENV)/bin/fer-quantize $(STUDENT)_ft3 --data $(DATA) --out models/fer_int8.tflite --flip-tta
+	$(VENV)/bin/fer-train fit --data $(DATA) --run $(STUDENT)_ft4 --init-from $(STUDENT)_ft3 $(STUDENT_FLAGS) \
+	  $(SECOND_CYCLE_TEACHERS) --dropout 0 --weight-decay 0.01 --epochs 14 --lr 1e-3 --patience 14 --seed 57
+	$(VENV)/bin/fer-quantize $(STUDENT)_ft4 --data $(DATA) --out models/fer_int8.tflite --flip-tta
 
 # the reference teachers' recipe on the label blend: FER+ votes weighted 0.75 (three seeds) or 0.5 (half)
 BLEND_TEACHER = --arch reference --width 1 --labels blend --epochs 14 --warmup-epochs 1 --lr 2e-3 --erase-prob 0.25 \

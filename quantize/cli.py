@@ -219,10 +219,11 @@ def _training_record(run: Path) -> dict:
     if run.suffix == ".npz" and run.is_file():
         from trainer.teachers import made_by
 
-        return made_by(run) or {"command": None, "config": None}
-    from trainer.cli import run_record
+        record = made_by(run) or {"command": None, "config": None}
+    else:
+        from trainer.cli import run_record
 
-    record = run_record(run)
+        record = run_record(run)
     config = record["config"] or {}
     if config.get("init_from"):
         record["init_from"] = _training_record(Path(config["init_from"]))

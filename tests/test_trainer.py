@@ -262,6 +262,9 @@ def test_a_teacher_file_teaches_online_without_its_run(trained, folders, test_se
     assert f"initialised from {tmp_path / 'one.npz'}" in caplog.text
     record = quant_cli._training_record(tmp_path / "kd")  # the card names how the teacher was trained
     assert record["teachers"][str(tmp_path / "one.npz")]["command"].startswith("fer-train fit")
+    assert train_cli.main([*made, str(tmp_path / "kd"), "--out", str(tmp_path / "kd.npz")]) == 0
+    record = quant_cli._training_record(tmp_path / "kd.npz")  # a student warm-started from a file of its
+    assert record["init_from"]["command"].startswith("fer-train fit")  # own keeps the chain behind that file
 
     assert train_cli.main([*made, str(trained), str(trained), "--out", str(tmp_path / "two.npz")]) == 0
     assert train_cli.main([*fit, "--run", str(tmp_path / "kd2"), "--teacher", str(tmp_path / "two.npz")]) == 2
