@@ -88,7 +88,7 @@ class TrackerConfig(_Section):
     hysteresis: float = Field(0.25, ge=0.0, le=1.0, description="a new emotion must beat the current one by this margin")
     min_confidence: float = Field(0.35, ge=0.0, le=1.0, description="smoothed score an emotion needs to be reported")
     first_event_scores: int = Field(2, ge=1, le=30, description="a new face's first emotion is published from this many scores on, their mean (so a face seen on one frame only is no event)")
-    first_event_wait_s: float = Field(1.0, ge=0.0, le=10.0, description="and waits, at most this long after the face was found, until it leads the runner-up by `hysteresis` (a face that appears between two expressions is not first published as the one it is leaving); 0 = no wait")
+    first_event_wait_s: float = Field(1.0, ge=0.0, le=10.0, description="and waits, at most this long after the face was found, until its scores span `smoothing_s` and it leads the runner-up by `hysteresis` (a face that appears between two expressions is not first published as the one it is leaving); 0 = no wait")
 
 
 class PacerConfig(_Section):

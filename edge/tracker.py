@@ -107,10 +107,11 @@ class Tracker:
         label, score = self.labels[top], float(track.probs[top])
         if label == track.emotion or score < self.cfg.min_confidence:
             return None
-        if track.emotion is None:  # a new face: enough scores, and a clear lead or a wait long enough
+        if track.emotion is None:  # a new face: enough scores, then within the wait its average of at
+            age = ts - track.first_seen  # least `smoothing_s` and a clear lead, or after it the leader
             runner_up = float(np.partition(track.probs, -2)[-2])
-            if track.scores < self.cfg.first_event_scores or (
-                    score - runner_up < self.cfg.hysteresis and ts - track.first_seen < self.cfg.first_event_wait_s):
+            if track.scores < self.cfg.first_event_scores or age < self.cfg.first_event_wait_s and (
+                    age < self.cfg.smoothing_s or score - runner_up < self.cfg.hysteresis):
                 return None
         elif score - float(track.probs[self.labels.index(track.emotion)]) < self.cfg.hysteresis:
             return None

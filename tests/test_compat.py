@@ -66,7 +66,7 @@ def lowest_opencv() -> str:
     return str(target)
 
 
-def test_the_lowest_declared_opencv_runs_predict_and_the_daemon(lowest_opencv, face_image, face_clip):
+def test_the_lowest_declared_opencv_runs_predict_and_the_daemon(lowest_opencv, face_image, face_clip, tmp_path):
     env = {**os.environ, "PYTHONPATH": lowest_opencv}
     version = subprocess.run([sys.executable, "-c", "import cv2; print(cv2.__version__)"], env=env,
                              capture_output=True, text=True).stdout.strip()
@@ -75,8 +75,10 @@ def test_the_lowest_declared_opencv_runs_predict_and_the_daemon(lowest_opencv, f
                        timeout=120)
     assert r.returncode == 0 and r.stderr == "", r.stderr
     assert json.loads(r.stdout)["faces"][0]["emotion"] == "fear"
+    config = tmp_path / "config.yaml"  # the defaults, but a face's first emotion at once: 60 frames at
+    config.write_text("tracker:\n  first_event_wait_s: 0\n")  # full speed may pass in under its 1 s wait
     r = subprocess.run([*FER_EDGE, "--source", str(face_clip), "--print", "--fps", "0", "--max-frames", "60"],
-                       cwd=REPO, env={**env, "FER_EDGE_CONFIG": "/dev/null"}, capture_output=True, text=True,
+                       cwd=REPO, env={**env, "FER_EDGE_CONFIG": str(config)}, capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 0, r.stderr
     assert any(json.loads(line)["type"] == "event" for line in r.stdout.splitlines())

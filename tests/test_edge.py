@@ -139,7 +139,7 @@ def _step(tr: Tracker, boxes: list, label_probs: np.ndarray, t: float) -> list:
 
 
 def test_tracker_keeps_ids_and_fires_once_per_real_change():
-    tr = Tracker(TrackerConfig(smoothing_s=0.2, hysteresis=0.1), LABELS)
+    tr = Tracker(TrackerConfig(smoothing_s=0.2, hysteresis=0.1, first_event_wait_s=0), LABELS)
     events, t = [], 0.0
     sequence = ["happy"] * 10 + ["sad", "happy"] * 3 + ["sad"] * 15  # a flicker, then a real change
     for i, label in enumerate(sequence):
@@ -154,7 +154,7 @@ def test_tracker_keeps_ids_and_fires_once_per_real_change():
 
 
 def test_tracker_scores_found_faces_between_searches():
-    tr = Tracker(TrackerConfig(smoothing_s=0.2, hysteresis=0.1, first_event_scores=1), LABELS)
+    tr = Tracker(TrackerConfig(smoothing_s=0.2, hysteresis=0.1, first_event_scores=1, first_event_wait_s=0), LABELS)
     new = tr.observe([(100, 80, 60, 60), (400, 80, 60, 60)], [], 0.0)
     assert [t.face_id for t in new] == [1, 2] and tr.state().faces == []  # not scored yet: not published
     tr.score(new, np.vstack([_probs("happy"), _probs("happy")]), 0.0, 0)
@@ -171,7 +171,7 @@ def test_tracker_scores_found_faces_between_searches():
 
 
 def test_a_face_seen_on_one_frame_is_no_event_and_its_first_frame_weighs_no_more_than_the_next():
-    tr = Tracker(TrackerConfig(smoothing_s=0.5, first_event_scores=3), LABELS)
+    tr = Tracker(TrackerConfig(smoothing_s=0.5, first_event_scores=3, first_event_wait_s=0), LABELS)
     assert _step(tr, [(100, 80, 60, 60)], _probs("fear", 0.9), 0.0) == []  # a flash (or a false face): nothing yet
     events = []
     for i in range(1, 9):
@@ -189,8 +189,8 @@ def _mix(a: str, b: str, pa: float, pb: float) -> np.ndarray:
 def test_a_face_that_appears_between_two_expressions_is_first_published_as_the_clear_one():
     tr = Tracker(TrackerConfig(smoothing_s=0.5, hysteresis=0.25, first_event_wait_s=1.0), LABELS)
     events = []
-    for i in range(30):  # 0.3 s leaving neutral (a narrow lead), then plainly happy
-        events += _step(tr, [(100, 80, 60, 60)], _mix("neutral", "happy", 0.5, 0.4) if i < 9 else _probs("happy"),
+    for i in range(31):  # 0.3 s leaving neutral (even with a wide lead), then plainly happy
+        events += _step(tr, [(100, 80, 60, 60)], _mix("neutral", "happy", 0.6, 0.3) if i < 9 else _probs("happy"),
                         i / 30)
     assert [(e.emotion, e.previous) for e in events] == [("happy", None)]  # not neutral, then happy
     tr = Tracker(TrackerConfig(smoothing_s=0.5, hysteresis=0.25, first_event_wait_s=1.0), LABELS)
