@@ -107,8 +107,8 @@ class Tracker:
         label, score = self.labels[top], float(track.probs[top])
         if label == track.emotion or score < self.cfg.min_confidence:
             return None
-        if track.emotion is None:  # a new face: enough scores, then within the wait its average of at
-            age = ts - track.first_seen  # least `smoothing_s` and a clear lead, or after it the leader
+        if track.emotion is None:  # a new face: enough scores; within the wait, scores spanning
+            age = ts - track.first_seen  # `smoothing_s` and a clear lead; after the wait, the leader
             runner_up = float(np.partition(track.probs, -2)[-2])
             if track.scores < self.cfg.first_event_scores or age < self.cfg.first_event_wait_s and (
                     age < self.cfg.smoothing_s or score - runner_up < self.cfg.hysteresis):
