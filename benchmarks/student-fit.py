@@ -21,6 +21,7 @@ import numpy as np
 from trainer.calibration import softmax
 from trainer.data import load_split
 from trainer.evaluate import checkpoint, predict_logits
+from trainer.teachers import load_logits
 
 
 def main() -> None:
@@ -31,8 +32,8 @@ def main() -> None:
     ap.add_argument("--data", default="../shared/data/fer2013")
     args = ap.parse_args()
     splits = {name: load_split(Path(args.data), name, Path(".cache")) for name in ("train", "test")}
-    teacher = {name: np.mean([np.load(t)[name].astype(np.float32) for t in args.teachers], axis=0)
-               for name in splits}
+    teacher = {name: np.mean([load_logits(t, split, name) for t in args.teachers], axis=0)
+               for name, split in splits.items()}
     print(f"teachers: mean of {', '.join(t.stem for t in args.teachers)}; T = {args.temperature:g}")
     for run in args.runs:
         model = keras.models.load_model(checkpoint(run), compile=False)

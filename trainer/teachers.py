@@ -33,17 +33,19 @@ def save(out: Path, train_logits: np.ndarray, test_logits: np.ndarray, train: Sp
                         members=np.array(members), **extra)
 
 
-def load_logits(path: Path, split: Split) -> np.ndarray:
-    """Train logits from a .npy, or from a teacher file (checked against `split`)."""
+def load_logits(path: Path, split: Split, part: str = "train") -> np.ndarray:
+    """Logits of `part` ("train", or "test" for PublicTest) from a teacher file, checked against
+    `split`; a .npy holds train logits only."""
     if not path.is_file():
         raise DataError(f"no teacher logits at {path}")
     if path.suffix != ".npz":
         return np.load(path).astype(np.float32)
     with np.load(path) as f:
-        if str(f["train_checksum"]) != split.checksum:
-            raise DataError(f"{path} was made from other training images (checksum {f['train_checksum']}, "
+        if str(f[f"{part}_checksum"]) != split.checksum:
+            images = "training images" if part == "train" else "PublicTest images"
+            raise DataError(f"{path} was made from other {images} (checksum {f[f'{part}_checksum']}, "
                             f"these are {split.checksum})")
-        return f["train"].astype(np.float32)
+        return f[part].astype(np.float32)
 
 
 def load_model(src: Path) -> keras.Model:
