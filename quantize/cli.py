@@ -214,8 +214,8 @@ def _calibration(benches: list, int8_logits: dict[str, np.ndarray], temperature:
 
 
 def _training_record(run: Path) -> dict:
-    """The run's command and config, and those of the runs it was warm-started from and distilled from
-    (for a teacher file, the run its model came from)."""
+    """The run's command and config, and those of the runs it was warm-started from, distilled from or
+    averaged from (for a teacher file, the run its model came from)."""
     if run.suffix == ".npz" and run.is_file():
         from trainer.teachers import made_by
 
@@ -229,6 +229,8 @@ def _training_record(run: Path) -> dict:
         record["init_from"] = _training_record(Path(config["init_from"]))
     if config.get("teachers"):
         record["teachers"] = {t: _training_record(Path(t)) for t in config["teachers"]}
+    if config.get("soup_of"):
+        record["soup_of"] = {r: _training_record(Path(r)) for r in config["soup_of"]}
     return record
 
 

@@ -300,6 +300,32 @@ def test_a_run_grows_a_shallower_net_deeper_without_changing_what_it_computes(tr
     assert "one number or three" in capsys.readouterr().err
 
 
+def test_a_soup_is_the_mean_of_its_runs_weights_and_the_card_names_them(trained, folders, test_sets, tmp_path,
+                                                                        capsys):
+    import keras
+
+    fit = ["fit", "--data", str(folders), "--epochs", "1", "--width", "0.25", "--depth", "1", "--batch-size", "16",
+           "--cache-dir", str(tmp_path / "cache"), *test_sets]
+    assert train_cli.main([*fit, "--run", str(tmp_path / "tuned"), "--init-from", str(trained), "--seed", "3"]) == 0
+    soup = ["soup", str(trained), str(tmp_path / "tuned"), "--data", str(folders),
+            "--cache-dir", str(tmp_path / "cache"), *test_sets]
+    assert train_cli.main([*soup, "--run", str(tmp_path / "soup")]) == 0
+    assert "mean of 2 models; flip TTA: fer2013" in capsys.readouterr().out
+    a, b, mean = (keras.models.load_model(r / "best.keras").get_weights()
+                  for r in (trained, tmp_path / "tuned", tmp_path / "soup"))
+    assert all(np.allclose(m, (x + y) / 2) for x, y, m in zip(a, b, mean))
+    assert (tmp_path / "soup" / "report.json").is_file()
+    record = quant_cli._training_record(tmp_path / "soup")  # the card names the runs and how each was made
+    assert record["command"].startswith("fer-train soup")
+    assert record["soup_of"][str(tmp_path / "tuned")]["init_from"]["command"].startswith("fer-train fit")
+
+    assert train_cli.main([*soup[:2], *soup[3:], "--run", str(tmp_path / "one")]) == 2
+    assert "give two or more runs" in capsys.readouterr().err
+    assert train_cli.main([*fit, "--run", str(tmp_path / "deep"), "--depth", "2"]) == 0
+    assert train_cli.main([*soup[:3], str(tmp_path / "deep"), *soup[3:], "--run", str(tmp_path / "mixed")]) == 2
+    assert "only models of one architecture" in capsys.readouterr().err
+
+
 def test_evaluate_prints_its_result_and_none_of_tensorflows_chatter(trained, folders, test_sets):
     done = subprocess.run([sys.executable, "-m", "trainer.cli", "evaluate", str(trained), "--data", str(folders),
                            "--out", str(trained / "eval"), *test_sets], capture_output=True, text=True, timeout=120)

@@ -91,6 +91,13 @@ def _parser() -> argparse.ArgumentParser:
     teach.add_argument("--cache-dir", default=".cache")
     _test_sets(teach)
 
+    sp = sub.add_parser("soup", help="average the weights of runs fine-tuned from one another into a run of its own")
+    sp.add_argument("runs", nargs="+", help="run folders, .keras or teacher files of one architecture")
+    sp.add_argument("--run", required=True, help="the soup's run folder (best.keras, config.json, the report)")
+    sp.add_argument("--data", default=DEFAULT_DATA)
+    sp.add_argument("--cache-dir", default=".cache")
+    _test_sets(sp)
+
     cmp_ = sub.add_parser("compare", help="markdown table of several runs' reports")
     cmp_.add_argument("runs", nargs="+", help="run folders holding report.json (and quant.json)")
     return p
@@ -132,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
             _evaluate(args)
         elif args.command == "teacher":
             _teacher(args)
+        elif args.command == "soup":
+            _soup(args, argv)
         else:
             print(compare(Path(r) for r in args.runs))
     except DataError as e:
@@ -163,6 +172,22 @@ def _evaluate(args: argparse.Namespace) -> None:
                           all_benchmarks(test, args.ferplus_votes, args.diffusionfer))
     scores = ", ".join(f"{name} {b['accuracy_flip_tta']:.4f}" for name, b in report["benchmarks"].items())
     print(f"accuracy {report['accuracy']:.4f}; flip TTA: {scores}; report: {out / 'report.md'}")
+
+
+def _soup(args: argparse.Namespace, argv: list[str] | None) -> None:
+    from trainer.benchmarks import all_benchmarks
+    from trainer.data import load_split
+    from trainer.evaluate import evaluate_run
+    from trainer.soup import write_soup
+
+    run = Path(args.run)
+    model = write_soup(run, [Path(r) for r in args.runs])
+    (run / "command.txt").unlink(missing_ok=True)  # a soup is made in one go: its command replaces any before
+    _record_command(run, argv)
+    test = load_split(Path(args.data), "test", Path(args.cache_dir))
+    report = evaluate_run(run, model, test, all_benchmarks(test, args.ferplus_votes, args.diffusionfer))
+    scores = ", ".join(f"{name} {b['accuracy_flip_tta']:.2%}" for name, b in report["benchmarks"].items())
+    print(f"mean of {len(args.runs)} models; flip TTA: {scores}; report: {run / 'report.md'}")
 
 
 def _teacher(args: argparse.Namespace) -> None:
