@@ -319,6 +319,9 @@ def test_a_soup_is_the_mean_of_its_runs_weights_and_the_card_names_them(trained,
     assert record["command"].startswith("fer-train soup")
     assert record["soup_of"][str(tmp_path / "tuned")]["init_from"]["command"].startswith("fer-train fit")
 
+    assert train_cli.main([*soup, "--run", str(tmp_path / "soup")]) == 0  # a soup is remade in place
+    assert train_cli.main([*soup, "--run", str(trained)]) == 2  # a trained run is never overwritten
+    assert "holds a trained run" in capsys.readouterr().err
     assert train_cli.main([*soup[:2], *soup[3:], "--run", str(tmp_path / "one")]) == 2
     assert "give two or more runs" in capsys.readouterr().err
     assert train_cli.main([*fit, "--run", str(tmp_path / "deep"), "--depth", "2"]) == 0

@@ -29,9 +29,19 @@ def soup(sources: list[Path]) -> keras.Model:
 
 
 def write_soup(run: Path, sources: list[Path]) -> keras.Model:
-    """Write the soup as a run folder (best.keras; config.json naming its sources for the card)."""
+    """Write the soup as a run folder (best.keras; config.json naming its sources for the card); a
+    folder that holds a trained run, not a soup, is refused rather than overwritten."""
+    if (run / "best.keras").exists() and "soup_of" not in _config(run):
+        raise DataError(f"soup: {run} holds a trained run; give the soup a folder of its own")
     model = soup(sources)
     run.mkdir(parents=True, exist_ok=True)
     model.save(run / "best.keras")
     (run / "config.json").write_text(json.dumps({"soup_of": [str(s) for s in sources]}, indent=2))
     return model
+
+
+def _config(run: Path) -> dict:
+    try:
+        return json.loads((run / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
