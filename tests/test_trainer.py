@@ -162,6 +162,10 @@ def test_several_teachers_logits_are_averaged_and_checked(folders, tmp_path):
     short = replace(cfg, teacher_logits=(str(tmp_path / "a.npy"), str(tmp_path / "short.npy")))
     with pytest.raises(DataError, match="short.npy have shape"):
         soft_targets(train, short)
+    from trainer.teachers import load_logits
+
+    with pytest.raises(DataError, match="holds train logits only"):  # never train logits in PublicTest's place
+        load_logits(tmp_path / "a.npy", load_split(folders, "test"), "test")
 
 
 def test_fit_writes_report_and_resumes(trained, folders, test_sets):

@@ -39,6 +39,8 @@ def load_logits(path: Path, split: Split, part: str = "train") -> np.ndarray:
     if not path.is_file():
         raise DataError(f"no teacher logits at {path}")
     if path.suffix != ".npz":
+        if part != "train":
+            raise DataError(f"{path} holds train logits only; the {part} logits are in a teacher file (.npz)")
         return np.load(path).astype(np.float32)
     with np.load(path) as f:
         if str(f[f"{part}_checksum"]) != split.checksum:
