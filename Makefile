@@ -35,7 +35,8 @@ test: $(VENV)/.dev system-packages
 
 T = models/teachers
 TEACHERS ?= $(T)/reference_ferplus.npz $(T)/reference_blend.npz $(T)/reference_blend2.npz $(T)/reference_blend3.npz \
-  $(T)/reference_half.npz $(T)/reference_blend2b.npz $(T)/reference_blend3b.npz $(T)/compact_fer2013.npz
+  $(T)/reference_half.npz $(T)/reference_blend2b.npz $(T)/reference_blend3b.npz $(T)/reference_halfb.npz \
+  $(T)/reference_blend2c.npz $(T)/compact_fer2013.npz
 STUDENT ?= runs/student
 STUDENT_FLAGS = --depth 3 --stem-stride 1 --labels blend --ferplus-weight 0.5 --distill-weight 0.6 \
   --distill-temperature 2 --warmup-epochs 1 --erase-prob 0.25 --mixup 0.2
@@ -45,11 +46,18 @@ LAST_TEACHERS = --teacher-logits $(T)/reference_blend.npz $(T)/reference_blend2.
   --teacher-weights 0.5 0.75 0.25
 ONLINE_TEACHERS = --teacher $(T)/reference_blend2.npz $(T)/reference_blend3.npz $(T)/reference_half.npz
 SECOND_CYCLE_TEACHERS = --teacher $(T)/reference_blend2b.npz $(T)/reference_blend3b.npz
+HALF_TEACHERS = $(SECOND_CYCLE_TEACHERS) $(T)/reference_halfb.npz
+THIRD_CYCLE_TEACHERS = --teacher $(T)/reference_blend2c.npz $(T)/reference_blend3b.npz
+LAST_STAGE = --dropout 0 --weight-decay 0.01 --lr 1e-3
 
 # The shipped model (issue 28), resumable (re-run to continue): the committed teacher files -> the
 # student (30 epochs, 16 more at a lower rate, 14 more distilling the two reference_blend seeds' saved
 # logits, 12 more taught online by three reference teachers on each augmented batch, then 14 more taught
-# online by the two second-cycle teachers, without dropout and with less weight decay) -> int8.
+# online by the two second-cycle teachers, without dropout and with less weight decay; from there two
+# branches of 8 epochs, one adding the half-and-half teacher, one with the third-cycle teacher in
+# place of its second cycle) -> the mean of the weights of that stage and its two branches -> int8.
+# (The shipped soup averaged the committed student17.npz and student20.npz, whose kernels are int8, with
+# student23, which started from student17.npz; this recipe averages the float runs.)
 # With the teacher files present it starts from the student; `make teachers` (or deleting them)
 # retrains the teachers first.
 train: $(VENV)/.dev  ## the shipped model: teachers' logits -> student -> models/fer_int8.tflite
@@ -63,16 +71,23 @@ train: $(VENV)/.dev  ## the shipped model: teachers' logits -> student -> models
 	$(VENV)/bin/fer-train fit --data $(DATA) --run $(STUDENT)_ft3 --init-from $(STUDENT)_ft2 $(STUDENT_FLAGS) \
 	  $(ONLINE_TEACHERS) --epochs 12 --lr 1e-3 --patience 12 --seed 50
 	$(VENV)/bin/fer-train fit --data $(DATA) --run $(STUDENT)_ft4 --init-from $(STUDENT)_ft3 $(STUDENT_FLAGS) \
-	  $(SECOND_CYCLE_TEACHERS) --dropout 0 --weight-decay 0.01 --epochs 14 --lr 1e-3 --patience 14 --seed 57
-	$(VENV)/bin/fer-quantize $(STUDENT)_ft4 --data $(DATA) --out models/fer_int8.tflite --flip-tta
+	  $(SECOND_CYCLE_TEACHERS) $(LAST_STAGE) --epochs 14 --patience 14 --seed 57
+	$(VENV)/bin/fer-train fit --data $(DATA) --run $(STUDENT)_half --init-from $(STUDENT)_ft4 $(STUDENT_FLAGS) \
+	  $(HALF_TEACHERS) $(LAST_STAGE) --epochs 8 --patience 8 --seed 60
+	$(VENV)/bin/fer-train fit --data $(DATA) --run $(STUDENT)_third --init-from $(STUDENT)_ft4 $(STUDENT_FLAGS) \
+	  $(THIRD_CYCLE_TEACHERS) $(LAST_STAGE) --epochs 8 --patience 8 --seed 63
+	$(VENV)/bin/fer-train soup $(STUDENT)_third $(STUDENT)_ft4 $(STUDENT)_half --data $(DATA) --run $(STUDENT)_soup
+	$(VENV)/bin/fer-quantize $(STUDENT)_soup --data $(DATA) --out models/fer_int8.tflite --flip-tta
 
 # the reference teachers' recipe on the label blend: FER+ votes weighted 0.75 (three seeds) or 0.5 (half)
 BLEND_TEACHER = --arch reference --width 1 --labels blend --epochs 14 --warmup-epochs 1 --lr 2e-3 --erase-prob 0.25 \
   --precision bf16
-# a second cosine cycle of a 0.75-blend teacher, from its best checkpoint at a third of the peak rate
-SECOND_CYCLE = $(BLEND_TEACHER) --ferplus-weight 0.75 --epochs 8 --lr 7e-4
+# one more cosine cycle of a teacher, from its best checkpoint at a third of the peak rate (SECOND_CYCLE: of a
+# 0.75-blend teacher; reference_blend2 gets two, its third from the second's checkpoint)
+CYCLE = $(BLEND_TEACHER) --epochs 8 --lr 7e-4
+SECOND_CYCLE = $(CYCLE) --ferplus-weight 0.75
 
-teachers: $(VENV)/.dev  ## the eight teachers, from scratch; their files to models/teachers/
+teachers: $(VENV)/.dev  ## the ten teachers, from scratch; their files to models/teachers/
 	$(VENV)/bin/fer-train fit --data $(DATA) --run runs/teacher_ref --arch reference --width 1 --labels ferplus \
 	  --epochs 10 --warmup-epochs 1 --lr 2e-3 --erase-prob 0.25 --precision bf16 --seed 21
 	$(VENV)/bin/fer-train teacher runs/teacher_ref --data $(DATA) --out $(T)/reference_ferplus.npz
@@ -83,6 +98,9 @@ teachers: $(VENV)/.dev  ## the eight teachers, from scratch; their files to mode
 	$(VENV)/bin/fer-train fit --data $(DATA) --run runs/teacher_blend2b $(SECOND_CYCLE) \
 	  --init-from runs/teacher_blend2 --seed 27
 	$(VENV)/bin/fer-train teacher runs/teacher_blend2b --data $(DATA) --out $(T)/reference_blend2b.npz
+	$(VENV)/bin/fer-train fit --data $(DATA) --run runs/teacher_blend2c $(SECOND_CYCLE) \
+	  --init-from runs/teacher_blend2b --seed 30
+	$(VENV)/bin/fer-train teacher runs/teacher_blend2c --data $(DATA) --out $(T)/reference_blend2c.npz
 	$(VENV)/bin/fer-train fit --data $(DATA) --run runs/teacher_blend3 $(BLEND_TEACHER) --ferplus-weight 0.75 --seed 24
 	$(VENV)/bin/fer-train teacher runs/teacher_blend3 --data $(DATA) --out $(T)/reference_blend3.npz
 	$(VENV)/bin/fer-train fit --data $(DATA) --run runs/teacher_blend3b $(SECOND_CYCLE) \
@@ -90,6 +108,9 @@ teachers: $(VENV)/.dev  ## the eight teachers, from scratch; their files to mode
 	$(VENV)/bin/fer-train teacher runs/teacher_blend3b --data $(DATA) --out $(T)/reference_blend3b.npz
 	$(VENV)/bin/fer-train fit --data $(DATA) --run runs/teacher_half $(BLEND_TEACHER) --ferplus-weight 0.5 --seed 25
 	$(VENV)/bin/fer-train teacher runs/teacher_half --data $(DATA) --out $(T)/reference_half.npz
+	$(VENV)/bin/fer-train fit --data $(DATA) --run runs/teacher_halfb $(CYCLE) --ferplus-weight 0.5 \
+	  --init-from runs/teacher_half --seed 29
+	$(VENV)/bin/fer-train teacher runs/teacher_halfb --data $(DATA) --out $(T)/reference_halfb.npz
 	$(MAKE) fer2013-model
 	$(VENV)/bin/fer-train teacher $(RUN)_okd3/fer_int8.tflite --data $(DATA) --out $(T)/compact_fer2013.npz
 
