@@ -221,7 +221,7 @@ def _training_record(run: Path) -> dict:
 
         record = made_by(run) or {"command": None, "config": None}
     else:
-        from trainer.cli import run_record
+        from trainer.records import run_record
 
         record = run_record(run)
     config = record["config"] or {}

@@ -196,6 +196,7 @@ def _teacher(args: argparse.Namespace) -> None:
     from trainer import teachers
     from trainer.benchmarks import all_benchmarks
     from trainer.data import load_split
+    from trainer.records import run_record
 
     members = [_teacher_member(Path(r), args.flip_tta) for r in args.runs]
     train, test = (load_split(Path(args.data), name, Path(args.cache_dir)) for name in ("train", "test"))
@@ -217,14 +218,6 @@ def _teacher(args: argparse.Namespace) -> None:
     scores = ", ".join(f"{b.title} {accuracy(b):.2%}" for b in all_benchmarks(test, args.ferplus_votes, args.diffusionfer))
     print(f"{out}: logits of {len(members)} model(s) on {len(train)} train images; "
           f"accuracy train {float((train_logits.argmax(1) == train.y).mean()):.2%}; {scores}")
-
-
-def run_record(src: Path) -> dict:
-    """The command and config of the run a model file belongs to (empty where they are not at hand)."""
-    run = src if src.is_dir() else src.parent
-    command, config = run / "command.txt", run / "config.json"
-    return {"command": command.read_text().strip() if command.is_file() else None,
-            "config": json.loads(config.read_text()) if config.is_file() else None}
 
 
 def _teacher_member(src: Path, flip_tta: bool) -> tuple[Callable[[np.ndarray], np.ndarray], keras.Model | None]:

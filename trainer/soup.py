@@ -10,6 +10,7 @@ import numpy as np
 
 from trainer import teachers
 from trainer.data import DataError
+from trainer.records import run_config
 
 
 def soup(sources: list[Path]) -> keras.Model:
@@ -31,7 +32,7 @@ def soup(sources: list[Path]) -> keras.Model:
 def write_soup(run: Path, sources: list[Path]) -> keras.Model:
     """Write the soup as a run folder (best.keras; config.json naming its sources for the card); a
     folder that holds a trained run, not a soup, is refused rather than overwritten."""
-    if (run / "best.keras").exists() and "soup_of" not in _config(run):
+    if (run / "best.keras").exists() and "soup_of" not in (run_config(run) or {}):
         raise DataError(f"soup: {run} holds a trained run; give the soup a folder of its own")
     model = soup(sources)
     run.mkdir(parents=True, exist_ok=True)
@@ -39,9 +40,3 @@ def write_soup(run: Path, sources: list[Path]) -> keras.Model:
     (run / "config.json").write_text(json.dumps({"soup_of": [str(s) for s in sources]}, indent=2))
     return model
 
-
-def _config(run: Path) -> dict:
-    try:
-        return json.loads((run / "config.json").read_text())
-    except (OSError, ValueError):
-        return {}
