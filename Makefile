@@ -55,9 +55,11 @@ LAST_STAGE = --dropout 0 --weight-decay 0.01 --lr 1e-3
 # logits, 12 more taught online by three reference teachers on each augmented batch, then 14 more taught
 # online by the two second-cycle teachers, without dropout and with less weight decay; from there two
 # branches of 8 epochs, one adding the half-and-half teacher, one with the third-cycle teacher in
-# place of its second cycle) -> the mean of the weights of that stage and its two branches -> int8.
-# (The shipped soup averaged the committed student17.npz and student20.npz, whose kernels are int8, with
-# student23, which started from student17.npz; this recipe averages the float runs.)
+# place of its second cycle) -> the mean of the weights of that stage and its two branches -> 6 more
+# epochs from that mean at half the rate, taught by the three last teachers -> the mean of all four
+# -> int8. (The shipped soup averaged the committed student17.npz and student20.npz, whose kernels are
+# int8, with student23, which started from student17.npz, and student28, which started from
+# soup25.npz; this recipe averages the float runs.)
 # With the teacher files present it starts from the student; `make teachers` (or deleting them)
 # retrains the teachers first.
 train: $(VENV)/.dev  ## the shipped model: teachers' logits -> student -> models/fer_int8.tflite
@@ -77,7 +79,12 @@ train: $(VENV)/.dev  ## the shipped model: teachers' logits -> student -> models
 	$(VENV)/bin/fer-train fit --data $(DATA) --run $(STUDENT)_third --init-from $(STUDENT)_ft4 $(STUDENT_FLAGS) \
 	  $(THIRD_CYCLE_TEACHERS) $(LAST_STAGE) --epochs 8 --patience 8 --seed 63
 	$(VENV)/bin/fer-train soup $(STUDENT)_third $(STUDENT)_ft4 $(STUDENT)_half --data $(DATA) --run $(STUDENT)_soup
-	$(VENV)/bin/fer-quantize $(STUDENT)_soup --data $(DATA) --out models/fer_int8.tflite --flip-tta
+	$(VENV)/bin/fer-train fit --data $(DATA) --run $(STUDENT)_fourth --init-from $(STUDENT)_soup $(STUDENT_FLAGS) \
+	  $(THIRD_CYCLE_TEACHERS) $(T)/reference_halfb.npz --dropout 0 --weight-decay 0.01 --lr 5e-4 --epochs 6 \
+	  --patience 6 --seed 66
+	$(VENV)/bin/fer-train soup $(STUDENT)_fourth $(STUDENT)_third $(STUDENT)_ft4 $(STUDENT)_half --data $(DATA) \
+	  --run $(STUDENT)_soup4
+	$(VENV)/bin/fer-quantize $(STUDENT)_soup4 --data $(DATA) --out models/fer_int8.tflite --flip-tta
 
 # the reference teachers' recipe on the label blend: FER+ votes weighted 0.75 (three seeds) or 0.5 (half)
 BLEND_TEACHER = --arch reference --width 1 --labels blend --epochs 14 --warmup-epochs 1 --lr 2e-3 --erase-prob 0.25 \

@@ -214,25 +214,34 @@ def _calibration(benches: list, int8_logits: dict[str, np.ndarray], temperature:
 
 
 def _training_record(run: Path) -> dict:
-    """The run's command and config, and those of the runs it was warm-started from, distilled from or
-    averaged from (for a teacher file, the run its model came from)."""
+    """The run's command and config; under `lineage`, those of every run it was warm-started from,
+    distilled from or averaged from, and theirs in turn, each once, by the path its config names
+    (for a teacher file, the run its model came from)."""
+    record = _own_record(run)
+    lineage: dict[str, dict] = {}
+    todo = _sources(record["config"])
+    while todo:
+        src = todo.pop(0)
+        if src not in lineage:
+            lineage[src] = _own_record(Path(src))
+            todo += _sources(lineage[src]["config"])
+    return {**record, "lineage": lineage}
+
+
+def _own_record(run: Path) -> dict:
     if run.suffix == ".npz" and run.is_file():
         from trainer.teachers import made_by
 
-        record = made_by(run) or {"command": None, "config": None}
-    else:
-        from trainer.records import run_record
+        return made_by(run) or {"command": None, "config": None}
+    from trainer.records import run_record
 
-        record = run_record(run)
-    config = record["config"] or {}
-    if config.get("init_from"):
-        record["init_from"] = _training_record(Path(config["init_from"]))
-    if config.get("teachers"):
-        record["teachers"] = {t: _training_record(Path(t)) for t in config["teachers"]}
-    if config.get("soup_of"):
-        record["soup_of"] = {r: _training_record(Path(r)) for r in config["soup_of"]}
-    return record
+    return run_record(run)
 
+
+def _sources(config: dict | None) -> list[str]:
+    """The runs and files a run's config names as its warm start, its online teachers and its soup."""
+    config = config or {}
+    return [*filter(None, [config.get("init_from")]), *config.get("teachers", []), *config.get("soup_of", [])]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -238,7 +238,7 @@ def test_online_teacher_labels_the_augmented_batch(trained, folders, test_sets, 
     assert train_cli.main([*fit, "--teacher", str(trained), "--mixup", "0.3"]) == 0
     assert json.loads((tmp_path / "kd" / "config.json").read_text())["teachers"] == [str(trained)]
     record = quant_cli._training_record(tmp_path / "kd")  # what the model card will say of its training
-    assert "--teacher" in record["command"] and record["teachers"][str(trained)]["command"].startswith("fer-train fit")
+    assert "--teacher" in record["command"] and record["lineage"][str(trained)]["command"].startswith("fer-train fit")
     assert train_cli.main([*fit, "--run", str(tmp_path / "kd2"), "--teacher", str(tmp_path / "nothing")]) == 2
     assert "--teacher: no model at" in capsys.readouterr().err
 
@@ -265,10 +265,11 @@ def test_a_teacher_file_teaches_online_without_its_run(trained, folders, test_se
                            "--init-from", str(tmp_path / "one.npz")]) == 0  # the file also warm-starts a run
     assert f"initialised from {tmp_path / 'one.npz'}" in caplog.text
     record = quant_cli._training_record(tmp_path / "kd")  # the card names how the teacher was trained
-    assert record["teachers"][str(tmp_path / "one.npz")]["command"].startswith("fer-train fit")
+    assert record["lineage"][str(tmp_path / "one.npz")]["command"].startswith("fer-train fit")
     assert train_cli.main([*made, str(tmp_path / "kd"), "--out", str(tmp_path / "kd.npz")]) == 0
     record = quant_cli._training_record(tmp_path / "kd.npz")  # a student warm-started from a file of its
-    assert record["init_from"]["command"].startswith("fer-train fit")  # own keeps the chain behind that file
+    assert record["lineage"][str(tmp_path / "one.npz")]["command"].startswith("fer-train fit")  # own keeps the
+    assert list(record["lineage"]) == [str(tmp_path / "one.npz")]  # chain behind it: its warm start and teacher, once
 
     assert train_cli.main([*made, str(trained), str(trained), "--out", str(tmp_path / "two.npz")]) == 0
     assert train_cli.main([*fit, "--run", str(tmp_path / "kd2"), "--teacher", str(tmp_path / "two.npz")]) == 2
@@ -321,7 +322,8 @@ def test_a_soup_is_the_mean_of_its_runs_weights_and_the_card_names_them(trained,
     assert (tmp_path / "soup" / "report.json").is_file()
     record = quant_cli._training_record(tmp_path / "soup")  # the card names the runs and how each was made
     assert record["command"].startswith("fer-train soup")
-    assert record["soup_of"][str(tmp_path / "tuned")]["init_from"]["command"].startswith("fer-train fit")
+    assert record["lineage"][str(tmp_path / "tuned")]["command"].startswith("fer-train fit")
+    assert set(record["lineage"]) == {str(trained), str(tmp_path / "tuned")}  # tuned's warm start, named once
 
     assert train_cli.main([*soup, "--run", str(tmp_path / "soup")]) == 0  # a soup is remade in place
     assert train_cli.main([*soup, "--run", str(trained)]) == 2  # a trained run is never overwritten
