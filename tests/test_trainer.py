@@ -324,6 +324,10 @@ def test_a_soup_is_the_mean_of_its_runs_weights_and_the_card_names_them(trained,
     assert record["command"].startswith("fer-train soup")
     assert record["lineage"][str(tmp_path / "tuned")]["command"].startswith("fer-train fit")
     assert set(record["lineage"]) == {str(trained), str(tmp_path / "tuned")}  # tuned's warm start, named once
+    assert train_cli.main([*fit, "--run", str(tmp_path / "branch"), "--init-from", str(tmp_path / "soup"),
+                           "--seed", "4"]) == 0  # a run goes on from a soup, as make train's last branch does
+    record = quant_cli._training_record(tmp_path / "branch")
+    assert list(record["lineage"]) == [str(tmp_path / "soup"), str(trained), str(tmp_path / "tuned")]
 
     assert train_cli.main([*soup, "--run", str(tmp_path / "soup")]) == 0  # a soup is remade in place
     assert train_cli.main([*soup, "--run", str(trained)]) == 2  # a trained run is never overwritten
