@@ -229,6 +229,7 @@ def _training_record(run: Path) -> dict:
 
 
 def _own_record(run: Path) -> dict:
+    """One run's command and config: a run folder's own, or for a teacher file those it carries."""
     if run.suffix == ".npz" and run.is_file():
         from trainer.teachers import made_by
 
@@ -241,7 +242,9 @@ def _own_record(run: Path) -> dict:
 def _sources(config: dict | None) -> list[str]:
     """The runs and files a run's config names as its warm start, its online teachers and its soup."""
     config = config or {}
-    return [*filter(None, [config.get("init_from")]), *config.get("teachers", []), *config.get("soup_of", [])]
+    named = [config.get("init_from"), *(config.get("teachers") or []), *(config.get("soup_of") or [])]
+    return [src for src in named if isinstance(src, str) and src]
+
 
 if __name__ == "__main__":
     sys.exit(main())
