@@ -48,7 +48,8 @@ ONLINE_TEACHERS = --teacher $(T)/reference_blend2.npz $(T)/reference_blend3.npz 
 SECOND_CYCLE_TEACHERS = --teacher $(T)/reference_blend2b.npz $(T)/reference_blend3b.npz
 HALF_TEACHERS = $(SECOND_CYCLE_TEACHERS) $(T)/reference_halfb.npz
 THIRD_CYCLE_TEACHERS = --teacher $(T)/reference_blend2c.npz $(T)/reference_blend3b.npz
-LAST_STAGE = --dropout 0 --weight-decay 0.01 --lr 1e-3
+# the last stages: no dropout, less weight decay
+LAST_STAGE = --dropout 0 --weight-decay 0.01
 
 # The shipped model (issue 28), resumable (re-run to continue): the committed teacher files -> the
 # student (30 epochs, 16 more at a lower rate, 14 more distilling the two reference_blend seeds' saved
@@ -73,15 +74,14 @@ train: $(VENV)/.dev  ## the shipped model: teachers' logits -> student -> models
 	$(VENV)/bin/fer-train fit --data $(DATA) --run $(STUDENT)_ft3 --init-from $(STUDENT)_ft2 $(STUDENT_FLAGS) \
 	  $(ONLINE_TEACHERS) --epochs 12 --lr 1e-3 --patience 12 --seed 50
 	$(VENV)/bin/fer-train fit --data $(DATA) --run $(STUDENT)_ft4 --init-from $(STUDENT)_ft3 $(STUDENT_FLAGS) \
-	  $(SECOND_CYCLE_TEACHERS) $(LAST_STAGE) --epochs 14 --patience 14 --seed 57
+	  $(SECOND_CYCLE_TEACHERS) $(LAST_STAGE) --lr 1e-3 --epochs 14 --patience 14 --seed 57
 	$(VENV)/bin/fer-train fit --data $(DATA) --run $(STUDENT)_half --init-from $(STUDENT)_ft4 $(STUDENT_FLAGS) \
-	  $(HALF_TEACHERS) $(LAST_STAGE) --epochs 8 --patience 8 --seed 60
+	  $(HALF_TEACHERS) $(LAST_STAGE) --lr 1e-3 --epochs 8 --patience 8 --seed 60
 	$(VENV)/bin/fer-train fit --data $(DATA) --run $(STUDENT)_third --init-from $(STUDENT)_ft4 $(STUDENT_FLAGS) \
-	  $(THIRD_CYCLE_TEACHERS) $(LAST_STAGE) --epochs 8 --patience 8 --seed 63
+	  $(THIRD_CYCLE_TEACHERS) $(LAST_STAGE) --lr 1e-3 --epochs 8 --patience 8 --seed 63
 	$(VENV)/bin/fer-train soup $(STUDENT)_third $(STUDENT)_ft4 $(STUDENT)_half --data $(DATA) --run $(STUDENT)_soup
 	$(VENV)/bin/fer-train fit --data $(DATA) --run $(STUDENT)_fourth --init-from $(STUDENT)_soup $(STUDENT_FLAGS) \
-	  $(THIRD_CYCLE_TEACHERS) $(T)/reference_halfb.npz --dropout 0 --weight-decay 0.01 --lr 5e-4 --epochs 6 \
-	  --patience 6 --seed 66
+	  $(THIRD_CYCLE_TEACHERS) $(T)/reference_halfb.npz $(LAST_STAGE) --lr 5e-4 --epochs 6 --patience 6 --seed 66
 	$(VENV)/bin/fer-train soup $(STUDENT)_fourth $(STUDENT)_third $(STUDENT)_ft4 $(STUDENT)_half --data $(DATA) \
 	  --run $(STUDENT)_soup4
 	$(VENV)/bin/fer-quantize $(STUDENT)_soup4 --data $(DATA) --out models/fer_int8.tflite --flip-tta
