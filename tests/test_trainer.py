@@ -168,6 +168,21 @@ def test_several_teachers_logits_are_averaged_and_checked(folders, tmp_path):
         load_logits(tmp_path / "a.npy", load_split(folders, "test"), "test")
 
 
+def test_a_broken_teacher_file_is_one_clear_error_and_no_record(folders, tmp_path):
+    from trainer import teachers
+
+    (tmp_path / "cut.npz").write_bytes(b"PK\x03\x04 cut short")  # a copy that stopped mid-way
+    np.savez(tmp_path / "partial.npz", train=np.zeros((2, 7), np.float16))  # no checksums, no model
+    train = load_split(folders, "train")
+    for name in ("cut.npz", "partial.npz"):
+        with pytest.raises(DataError, match=f"{name} is not a readable teacher file"):
+            teachers.load_logits(tmp_path / name, train)
+        assert teachers.made_by(tmp_path / name) is None
+        assert quant_cli._own_record(tmp_path / name) == {"command": None, "config": None}
+    with pytest.raises(DataError, match="cut.npz is not a readable teacher file"):
+        teachers.load_model(tmp_path / "cut.npz")
+
+
 def test_fit_writes_report_and_resumes(trained, folders, test_sets):
     for name in ("best.keras", "history.csv", "report.json", "report.md", "confusion.png", "roc.png", "curves.png",
                  "train_logits.npy", "config.json", "command.txt", "labels.json"):

@@ -11,6 +11,9 @@ label each augmented batch online without the run folder.
 from __future__ import annotations
 
 import json
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import keras
@@ -33,6 +36,16 @@ def save(out: Path, train_logits: np.ndarray, test_logits: np.ndarray, train: Sp
                         members=np.array(members), **extra)
 
 
+@contextmanager
+def _opened(path: Path) -> Iterator[np.lib.npyio.NpzFile]:
+    """A teacher file, open; one DataError where it is not a readable .npz or lacks a part."""
+    try:
+        with np.load(path) as f:
+            yield f
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+        raise DataError(f"{path} is not a readable teacher file ({type(e).__name__}: {e})") from None
+
+
 def load_logits(path: Path, split: Split, part: str = "train") -> np.ndarray:
     """Logits of `part` ("train", or "test" for PublicTest) from a teacher file, checked against
     `split`; a .npy holds train logits only."""
@@ -42,7 +55,7 @@ def load_logits(path: Path, split: Split, part: str = "train") -> np.ndarray:
         if part != "train":
             raise DataError(f"{path} holds train logits only; the {part} logits are in a teacher file (.npz)")
         return np.load(path).astype(np.float32)
-    with np.load(path) as f:
+    with _opened(path) as f:
         if str(f[f"{part}_checksum"]) != split.checksum:
             images = "training images" if part == "train" else "PublicTest images"
             raise DataError(f"{path} was made from other {images} (checksum {f[f'{part}_checksum']}, "
@@ -57,7 +70,7 @@ def load_model(src: Path) -> keras.Model:
         raise DataError(f"no model at {path}")
     if path.suffix != ".npz":
         return keras.models.load_model(path)
-    with np.load(path) as f:
+    with _opened(path) as f:
         if "model_config" not in f:
             raise DataError(f"{path} holds logits only (an ensemble's, or written before teacher files kept "
                             "the model): give it to --teacher-logits, or its run folder to --teacher")
@@ -87,6 +100,11 @@ def _decode(f: np.lib.npyio.NpzFile, key: str) -> np.ndarray:
 
 
 def made_by(path: Path) -> dict | None:
-    """The command and config of the run a teacher file's model came from (None if it has none)."""
-    with np.load(path) as f:
-        return json.loads(str(f["made_by"])) if "made_by" in f else None
+    """The command and config of the run a teacher file's model came from (None where it has none or
+    the file cannot be read: a record, not an input)."""
+    try:
+        with _opened(path) as f:
+            record = json.loads(str(f["made_by"])) if "made_by" in f else None
+    except (DataError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
