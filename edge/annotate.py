@@ -1,5 +1,6 @@
 """The annotated frame: each face's box in its emotion's colour, its id, emotion and confidence,
-and a bar per class; JPEG-encoded at a bounded width (for the HTTP preview and the MQTT camera)."""
+and a bar per class; JPEG-encoded at a bounded width (for the HTTP preview and the MQTT camera).
+Photos (`fer-edge predict`, `POST /predict`) are drawn the same way."""
 
 from __future__ import annotations
 
@@ -20,22 +21,33 @@ def annotate(gray: np.ndarray, state: State, labels: tuple[str, ...], max_width:
     scale = min(1.0, max_width / gray.shape[1])
     img = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
     img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
-    font, thick = cv2.FONT_HERSHEY_SIMPLEX, max(1, round(img.shape[1] / 400))
     for face in state.faces:
-        x, y, w, h = (round(v * scale) for v in face.box)
-        colour = COLOURS.get(face.emotion or "", GREY)
-        cv2.rectangle(img, (x, y), (x + w, y + h), colour, thick + 1)
-        text = f"#{face.face_id} {face.emotion or '...'} {face.confidence:.0%}"
-        (tw, th), base = cv2.getTextSize(text, font, 0.5, 1)
-        cv2.rectangle(img, (x, max(0, y - th - base - 4)), (x + tw + 6, y), colour, -1)
-        cv2.putText(img, text, (x + 3, y - base - 2), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-        bar_h = max(3, h // 20)
-        for i, (label, p) in enumerate(zip(labels, face.probs)):  # one bar per class under the box
-            top = y + h + 3 + i * (bar_h + 1)
-            if top + bar_h >= img.shape[0]:
-                break
-            cv2.rectangle(img, (x, top), (x + max(1, round(w * p)), top + bar_h), COLOURS.get(label, GREY), -1)
+        draw_face(img, tuple(round(v * scale) for v in face.box),
+                  f"#{face.face_id} {face.emotion or '...'} {face.confidence:.0%}", face.emotion, face.probs, labels)
     return img
+
+
+def draw_face(img: np.ndarray, box: tuple[int, int, int, int], text: str, emotion: str | None,
+              probs: tuple[float, ...] | list[float], labels: tuple[str, ...] | list[str]) -> None:
+    """One face, in place: its box in its emotion's colour, `text` on a tab of that colour above it
+    (inside the box where the image has no room above), and a bar per class under it. Lines and
+    type grow with the image, so a large photo shown small still reads."""
+    x, y, w, h = box
+    colour = COLOURS.get(emotion or "", GREY)
+    font, size = cv2.FONT_HERSHEY_SIMPLEX, max(0.5, img.shape[1] / 1600)
+    thick = max(1, round(img.shape[1] / 400))
+    cv2.rectangle(img, (x, y), (x + w, y + h), colour, thick + 1)
+    (tw, th), base = cv2.getTextSize(text, font, size, thick)
+    tab = th + base + 4
+    top = y - tab if y >= tab else y
+    cv2.rectangle(img, (x, top), (x + tw + 6, top + tab), colour, -1)
+    cv2.putText(img, text, (x + 3, top + th + 2), font, size, (0, 0, 0), thick, cv2.LINE_AA)
+    bar_h = max(3, h // 20)
+    for i, (label, p) in enumerate(zip(labels, probs)):
+        bar_top = y + h + 3 + i * (bar_h + 1)
+        if bar_top + bar_h >= img.shape[0]:
+            break
+        cv2.rectangle(img, (x, bar_top), (x + max(1, round(w * p)), bar_top + bar_h), COLOURS.get(label, GREY), -1)
 
 
 def to_jpeg(img: np.ndarray, quality: int = 80) -> bytes:

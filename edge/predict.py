@@ -9,18 +9,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.annotate import draw_face
 from edge.classifier import Classifier, crop_faces
 from edge.config import Config
 from edge.detector import FaceDetector
 
 
 def annotate(image: np.ndarray, faces: list[dict]) -> np.ndarray:
+    """A copy of a BGR photo with its faces drawn as the live preview draws them."""
     out = image.copy()
     for f in faces:
-        x, y, w, h = f["box"]
-        cv2.rectangle(out, (x, y), (x + w, y + h), (0, 255, 0), 2)
-        cv2.putText(out, f"{f['emotion']} {f['confidence']:.0%}", (x, max(12, y - 6)),
-                    cv2.FONT_HERSHEY_SIMPLEX, max(0.4, w / 250), (0, 255, 0), 1 + w // 200, cv2.LINE_AA)
+        draw_face(out, tuple(f["box"]), f"{f['emotion']} {f['confidence']:.0%}", f["emotion"],
+                  list(f["scores"].values()), list(f["scores"]))
     return out
 
 

@@ -15,10 +15,12 @@ import time
 import types
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import yaml
 
+from edge.annotate import COLOURS
 from edge.classifier import Classifier, ModelError, crop_faces
 from edge.config import Config, ConfigError, TrackerConfig, load_config
 from edge.pacer import Pacer
@@ -515,8 +517,6 @@ def test_frames_are_skipped_when_work_exceeds_the_budget(face_clip, monkeypatch)
 
 
 def test_known_face_missed_by_the_full_search_is_found_again_nearby(face_image):
-    import cv2
-
     from edge.config import DetectorConfig
     from edge.detector import FaceDetector, iou
 
@@ -549,6 +549,10 @@ def test_predict_on_image_and_annotated_output(face_image, tmp_path):
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)
     assert len(result["faces"]) == 1 and result["faces"][0]["emotion"] in LABELS and out.stat().st_size > 0
+    face = result["faces"][0]
+    x, y, w, h = face["box"]
+    drawn = cv2.imread(str(out))[y + h // 2, x].astype(int)  # the box's left edge, as the live preview draws it
+    assert np.abs(drawn - COLOURS[face["emotion"]]).max() < 40
 
 
 def test_predict_rejects_a_non_image(tmp_path):
@@ -559,8 +563,6 @@ def test_predict_rejects_a_non_image(tmp_path):
 
 
 def test_predict_whole_reads_a_folder_of_face_crops(tmp_path):
-    import cv2
-
     rng = np.random.default_rng(0)
     (tmp_path / "happy").mkdir()
     for name in ("happy/a.png", "b.jpg"):
@@ -589,8 +591,6 @@ def _first_line_then_close(*args: str) -> tuple[int, str]:
 
 
 def test_closed_stdout_ends_predict_and_the_daemon_quietly(tmp_path, face_clip):
-    import cv2
-
     for i in range(300):  # more JSON than a pipe buffers
         cv2.imwrite(str(tmp_path / f"{i:03d}.png"), np.full((48, 48), i % 256, np.uint8))
     rc, err = _first_line_then_close("predict", "--whole", str(tmp_path))
@@ -621,8 +621,6 @@ def test_benchmark_without_a_source_times_every_stage_on_a_drawn_face():
 
 
 def test_benchmark_tile_plays_the_clip_as_a_grid_of_itself(tmp_path, monkeypatch):
-    import cv2
-
     clip = face_clip(tmp_path / "face.avi", 60, (320, 240))
     tiled = tile_clip(clip, 2, tmp_path)
     assert tile_clip(clip, 2, tmp_path) == tiled  # made once, then reused
