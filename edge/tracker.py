@@ -25,10 +25,6 @@ class Track:
     missed: bool = False  # the last search for it did not find it: not scored until found again
     emotion: str | None = None
 
-    @property
-    def confidence(self) -> float:
-        return float(self.probs.max())
-
 
 class Tracker:
     """Detections and scores come separately: `observe` folds in where faces were found (the faces
@@ -121,5 +117,11 @@ class Tracker:
                      track.box, wall, ts)
 
     def state(self) -> State:
-        return State([FaceState(t.face_id, t.emotion, t.confidence, t.box, face_mood(t.probs, self.labels),
+        return State([FaceState(t.face_id, t.emotion, self._confidence(t), t.box, face_mood(t.probs, self.labels),
                                 tuple(t.probs.tolist())) for t in self.tracks if t.probs is not None])
+
+    def _confidence(self, track: Track) -> float:
+        """The smoothed probability of the face's published emotion, which hysteresis may hold while
+        another class leads by less than its margin; the leader's before the first event."""
+        top = track.probs.argmax() if track.emotion is None else self.labels.index(track.emotion)
+        return float(track.probs[top])
