@@ -37,11 +37,12 @@ def draw_face(img: np.ndarray, box: tuple[int, int, int, int], text: str, emotio
     font, size = cv2.FONT_HERSHEY_SIMPLEX, max(0.5, img.shape[1] / 1600)
     thick = max(1, round(img.shape[1] / 400))
     cv2.rectangle(img, (x, y), (x + w, y + h), colour, thick + 1)
-    (tw, th), base = cv2.getTextSize(text, font, size, thick)
+    weight = max(1, round(size * 2))
+    (tw, th), base = cv2.getTextSize(text, font, size, weight)
     tab = th + base + 4
     top = y - tab if y >= tab else y
     cv2.rectangle(img, (x, top), (x + tw + 6, top + tab), colour, -1)
-    cv2.putText(img, text, (x + 3, top + th + 2), font, size, (0, 0, 0), thick, cv2.LINE_AA)
+    cv2.putText(img, text, (x + 3, top + th + 2), font, size, (0, 0, 0), weight, cv2.LINE_AA)
     bar_h = max(3, h // 20)
     for i, (label, p) in enumerate(zip(labels, probs)):
         bar_top = y + h + 3 + i * (bar_h + 1)
