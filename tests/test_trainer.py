@@ -181,6 +181,9 @@ def test_a_broken_teacher_file_is_one_clear_error_and_no_record(folders, tmp_pat
         assert quant_cli._own_record(tmp_path / name) == {"command": None, "config": None}
     with pytest.raises(DataError, match="cut.npz is not a readable teacher file"):
         teachers.load_model(tmp_path / "cut.npz")
+    (tmp_path / "cut.npy").write_bytes(b"\x93NUMPY cut short")
+    with pytest.raises(DataError, match="cut.npy is not readable teacher logits"):
+        teachers.load_logits(tmp_path / "cut.npy", train)
 
 
 def test_fit_writes_report_and_resumes(trained, folders, test_sets):

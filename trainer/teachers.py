@@ -54,7 +54,10 @@ def load_logits(path: Path, split: Split, part: str = "train") -> np.ndarray:
     if path.suffix != ".npz":
         if part != "train":
             raise DataError(f"{path} holds train logits only; the {part} logits are in a teacher file (.npz)")
-        return np.load(path).astype(np.float32)
+        try:
+            return np.load(path).astype(np.float32)
+        except (OSError, ValueError) as e:
+            raise DataError(f"{path} is not readable teacher logits ({e})") from None
     with _opened(path) as f:
         if str(f[f"{part}_checksum"]) != split.checksum:
             images = "training images" if part == "train" else "PublicTest images"
@@ -105,6 +108,6 @@ def made_by(path: Path) -> dict | None:
     try:
         with _opened(path) as f:
             record = json.loads(str(f["made_by"])) if "made_by" in f else None
-    except (DataError, ValueError):
+    except DataError:
         return None
     return record if isinstance(record, dict) else None
