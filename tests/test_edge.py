@@ -148,17 +148,20 @@ def test_tracker_keeps_ids_and_fires_once_per_real_change():
         t += 1 / 30
         events += _step(tr, [(100 + i % 3, 80, 60, 60)], _probs(label), t)
     assert [(e.face_id, e.emotion, e.previous) for e in events] == [(1, "happy", None), (1, "sad", "happy")]
-    held = Tracker(TrackerConfig(smoothing_s=0, hysteresis=0.2, first_event_scores=1, first_event_wait_s=0), LABELS)
-    _step(held, [(100, 80, 60, 60)], _probs("happy", 0.6), 0.0)
-    _step(held, [(100, 80, 60, 60)], (_probs("happy", 0.6) + _probs("sad", 0.6)) / 2 + [0, 0, 0, -0.05, 0.05, 0, 0], 0.1)
-    face = held.state().faces[0]  # sad leads by less than the hysteresis: happy is held, with its own share
-    assert face.emotion == "happy" and face.confidence == pytest.approx(face.probs[LABELS.index("happy")])
-    assert face.confidence < max(face.probs)
     # a second face gets its own id; an unseen face expires
     _step(tr, [(100, 80, 60, 60), (400, 80, 60, 60)], _probs("sad"), t + 0.1)
     assert sorted(f.face_id for f in tr.state().faces) == [1, 2]
     _step(tr, [(400, 80, 60, 60)], _probs("fear"), t + 5)
     assert [f.face_id for f in tr.state().faces] == [2]
+
+
+def test_a_held_emotion_is_published_with_its_own_confidence_not_the_leaders():
+    tr = Tracker(TrackerConfig(smoothing_s=0, hysteresis=0.2, first_event_scores=1, first_event_wait_s=0), LABELS)
+    assert [e.emotion for e in _step(tr, [(100, 80, 60, 60)], _probs("happy", 0.6), 0.0)] == ["happy"]
+    sad_leads = np.array([[0.06, 0.06, 0.06, 0.30, 0.40, 0.06, 0.06]])  # by 0.1, under the hysteresis
+    assert _step(tr, [(100, 80, 60, 60)], sad_leads, 0.1) == []
+    face = tr.state().faces[0]
+    assert face.emotion == "happy" and face.confidence == pytest.approx(0.30)
 
 
 def test_tracker_scores_found_faces_between_searches():
