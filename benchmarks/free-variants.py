@@ -119,12 +119,11 @@ def logit_shifts(model: keras.Model, benches: list[Benchmark], votes: np.ndarray
     """Shifts of the flip-TTA logits: neutral lowered by k, and the bias fitted to PublicTest's votes."""
     logits = {b.name: predict_logits(model, b.x, flip_tta=True) for b in benches}
     shares, voted = vote_shares(votes)
-    test = next(b for b in benches if b.name == "fer2013")
-    fitted = logits["fer2013"][voted[test.rows]]
-    temperature = fit_temperature(fitted, shares[test.rows][voted[test.rows]])
+    fitted, fitted_shares = logits["fer2013"][voted], shares[voted]  # all of PublicTest, in its order
+    temperature = fit_temperature(fitted, fitted_shares)
     neutral = np.eye(len(LABELS))[LABELS.index("neutral")]
     shifts = {f"neutral logit -{k}": -k * neutral for k in NEUTRAL_SHIFTS}
-    bias = vote_bias(fitted, shares[test.rows][voted[test.rows]], temperature)
+    bias = vote_bias(fitted, fitted_shares, temperature)
     shifts.update({f"bias fitted to the FER+ votes x{a}": a * bias for a in (0.2, 0.5, 1.0)})
     for name, shift in shifts.items():
         print(f"{name}:", ", ".join(scored(b, logits[b.name] + shift) for b in benches), flush=True)

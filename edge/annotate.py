@@ -4,6 +4,8 @@ Photos (`fer-edge predict`, `POST /predict`) are drawn the same way."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 
@@ -28,7 +30,7 @@ def annotate(gray: np.ndarray, state: State, labels: tuple[str, ...], max_width:
 
 
 def draw_face(img: np.ndarray, box: tuple[int, int, int, int], text: str, emotion: str | None,
-              probs: tuple[float, ...] | list[float], labels: tuple[str, ...] | list[str]) -> None:
+              probs: Sequence[float], labels: Sequence[str]) -> None:
     """One face, in place: its box in its emotion's colour, `text` on a tab of that colour above it
     (inside the box where the image has no room above), and a bar per class under it. Lines and
     type grow with the image, so a large photo shown small still reads."""
