@@ -22,6 +22,7 @@ EXAMPLE = """examples:
   fer-edge --benchmark --watch                       the same with a client watching the preview
   fer-edge --benchmark --source clip.mp4 --tile 3    a group: the clip as a 3x3 grid of itself
   fer-edge doctor                                    one line per check, with a fix
+  fer-edge history --csv --since 2026-12-01          the visits since then, as CSV
   sudo fer-edge install-service"""
 
 
@@ -55,6 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     doc = sub.add_parser("doctor", help="check camera, model, Haar file, config, broker, port, temperature and memory")
     for flag in ("--config", "--source"):  # also after the subcommand: `fer-edge doctor --config X`
         doc.add_argument(flag, type=Path if flag == "--config" else str, default=argparse.SUPPRESS)
+    his = sub.add_parser("history", help="the visits kept on this device, as JSON lines or CSV")
+    his.add_argument("--since", help="ISO 8601 date or time (default: today's midnight)")
+    his.add_argument("--until", help="ISO 8601 date or time (default: now)")
+    his.add_argument("--csv", action="store_true", help="CSV with a column per emotion, instead of JSON lines")
+    his.add_argument("--config", type=Path, default=argparse.SUPPRESS)
     ins = sub.add_parser("install-service", help="install the systemd unit and default config (root)")
     ins.add_argument("--root", type=Path, default=Path("/"), help="install under this root (for packaging)")
     ins.add_argument("--no-enable", action="store_true", help="do not run systemctl enable --now")
@@ -107,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "doctor":
             from edge.doctor import doctor
             return doctor(opts)
+        if args.command == "history":
+            from edge.history_cli import print_history
+            return print_history(resolve_config(opts), args.since, args.until, args.csv)
         if args.command == "install-service":
             from edge.install import install_service
             return install_service(args.root, enable=not args.no_enable)

@@ -192,6 +192,23 @@ class HTTPConfig(_Section):
         return self.loopback if self.preview is None else self.preview
 
 
+STATE_DIR = Path("/var/lib/fer-edge")  # the unit's StateDirectory=; systemd also says so in $STATE_DIRECTORY
+
+
+class HistoryConfig(_Section):
+    enabled: bool = Field(True, description="keep visits and an hourly roll-up of emotion time and mood on this device (no images, no face data)")
+    path: Path | None = Field(None, description="the SQLite file; null: history.db in $STATE_DIRECTORY, else /var/lib/fer-edge")
+    retention_days: float = Field(365.0, gt=0.0, description="visits and hours older than this are deleted")
+    max_mb: float = Field(50.0, ge=1.0, description="the oldest visits are deleted while the data outgrows this")
+    flush_interval_s: float = Field(600.0, ge=0.05, le=3600.0, description="finished visits are written together this often (and at shutdown): a crash or power cut loses at most this much, and the SD card sees one small write each time")
+
+    def database(self) -> Path:
+        if self.path is not None:
+            return self.path
+        state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+        return (Path(state) if state else STATE_DIR) / "history.db"
+
+
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -209,6 +226,7 @@ class Config(_Section):
     pacer: PacerConfig = PacerConfig()
     mqtt: MQTTConfig = MQTTConfig()
     http: HTTPConfig = HTTPConfig()
+    history: HistoryConfig = HistoryConfig()
     logging: LoggingConfig = LoggingConfig()
     service: ServiceConfig = ServiceConfig()
 

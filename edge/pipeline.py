@@ -13,6 +13,8 @@ from edge.annotate import annotate, to_jpeg
 from edge.classifier import Classifier, crop_faces
 from edge.config import Config
 from edge.detector import BackgroundSearch, FaceDetector, iou
+from edge.history import HistoryStore
+from edge.metrics import Metrics
 from edge.pacer import Pacer
 from edge.publish import Publisher
 from edge.publish.payloads import event_payload, face_jpeg, state_payload
@@ -21,22 +23,27 @@ from edge.schedule import FaceSchedule
 from edge.sources import Grabber
 from edge.stats import Stats, cpu_temperature
 from edge.tracker import Tracker
+from edge.visits import day_start
 
 log = logging.getLogger(__name__)
 
 
 class Pipeline:
     def __init__(self, cfg: Config, grabber: Grabber, detector: FaceDetector, classifier: Classifier,
-                 publishers: list[Publisher]):
+                 publishers: list[Publisher], history: HistoryStore | None = None, metrics: Metrics | None = None):
         self.cfg, self.grabber, self.detector, self.classifier = cfg, grabber, detector, classifier
-        self.publishers = publishers
+        self.publishers, self.history = publishers, history
         self.tracker = Tracker(cfg.tracker, classifier.labels)
         self.search = BackgroundSearch(FaceDetector(cfg.detector))  # a cascade of its own for its thread
         self.pacer = Pacer(cfg.pacer.fps, cfg.detector.full_every, cfg.pacer.shed_load)
         self.schedule = FaceSchedule(cfg.detector.redetect_every, cfg.pacer.classify_hz,
                                      cfg.detector.redetect_per_frame)
-        self.stats = Stats()
+        self.stats = Stats(metrics=metrics)
+        if metrics:
+            metrics.bind(self.live_metrics)
         self.seq = 0
+        self._day = (0.0, 0.0)  # the local day visits_today counts, [start, end)
+        self.visits_today = 0
         self._state_key: tuple | None = None
         self._camera_lost = False
         self._searched_full = False  # the source's first frame gets a full search in the loop
@@ -76,6 +83,7 @@ class Pipeline:
                 searched = 1
         self._searched_full = True
         started = self.tracker.observe(boxes, due, frame.ts) if searched else []
+        self._publish_visits(frame.wall)
         found = self.tracker.found()
         scored = self.schedule.classify(found, started, self.pacer.rate)
         c1, t1 = time.thread_time(), time.perf_counter()
@@ -113,11 +121,36 @@ class Pipeline:
                               searched=bool(searched))
         return len(scored)
 
-    def _publish_state(self, state: State, wall: float, image: np.ndarray | None = None) -> None:
-        if state.key() == self._state_key:
+    def publish_starting(self) -> None:
+        """The state before the first frame (`camera: starting`, no faces), so that it exists from the start."""
+        self._publish_state(State(camera="starting"), time.time())
+
+    def _count_today(self, wall: float) -> None:
+        """Roll visits_today over at local midnight (seeded from the history, if there is one)."""
+        if self._day[0] <= wall < self._day[1]:
             return
-        self._state_key = state.key()
-        payload = state_payload(state, self.cfg.mqtt.device_id, wall)
+        start = day_start(wall)
+        self._day = (start, day_start(start + 36 * 3600))
+        self.visits_today = self.history.count(*self._day) if self.history and self.history.ok else 0
+
+    def _publish_visits(self, wall: float) -> None:
+        """The visits of the faces that left: to the publishers and the history."""
+        self._count_today(wall)
+        for track in self.tracker.pop_ended():
+            payload = track.visit.summary(track.face_id, self.cfg.mqtt.device_id)
+            for p in self.publishers:
+                p.visit(payload)
+            if self.history:
+                self.history.add(track.visit, payload)
+            self.stats.visits += 1
+            self.visits_today += self._day[0] <= track.visit.start < self._day[1]
+
+    def _publish_state(self, state: State, wall: float, image: np.ndarray | None = None) -> None:
+        self._count_today(wall)
+        if (state.key(), self.visits_today) == self._state_key:
+            return
+        self._state_key = (state.key(), self.visits_today)
+        payload = state_payload(state, self.cfg.mqtt.device_id, wall, self.visits_today)
         for p in self.publishers:
             p.state(payload)
         now = time.monotonic()
@@ -131,7 +164,8 @@ class Pipeline:
         """Once the grabber has lost a live source, forget its faces and say so in the state."""
         if not self.grabber.connected and not self._camera_lost:
             self._camera_lost, self._searched_full = True, False
-            self.tracker.tracks.clear()
+            self.tracker.end_all()
+            self._publish_visits(time.time())
             self._publish_state(State(camera="lost"), time.time())
 
     def snapshot(self) -> dict:
@@ -148,8 +182,24 @@ class Pipeline:
             snap.update(p.status())
         return snap
 
+    def live_metrics(self) -> dict:
+        """The counters and gauges a /metrics scrape reads (edge.metrics.LIVE); plain reads, no locks."""
+        status: dict = {}
+        for p in self.publishers:
+            status.update(p.status())
+        return {"frames_processed": self.stats.processed, "frames_skipped": self.pacer.skipped + self.grabber.dropped,
+                "events_published": self.stats.events, "visits_published": self.stats.visits,
+                "mqtt_reconnects": status.get("mqtt_reconnects"), "events_dropped": status.get("events_dropped"),
+                "buffer_depth": status.get("buffer_depth"), "camera_reconnects": self.grabber.reconnects,
+                "faces_in_view": len(self.tracker.tracks),
+                "camera_up": int(self.grabber.connected and self.stats.processed > 0),
+                "cpu_temperature_celsius": cpu_temperature()}
+
     def close(self) -> None:
-        """Stop the pipeline's own thread (the background search); the grabber and publishers are the caller's."""
+        """End the faces' visits (published) and stop the pipeline's own thread (the background search);
+        the grabber and publishers are the caller's."""
+        self.tracker.end_all()
+        self._publish_visits(time.time())
         self.search.close()
 
     def run(self, stop: threading.Event, max_frames: int | None = None, duration: float | None = None,

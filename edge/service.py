@@ -13,6 +13,8 @@ from pathlib import Path
 from edge.classifier import Classifier, ModelError
 from edge.config import Config, ConfigError, load_config, validate
 from edge.detector import DetectorError, FaceDetector
+from edge.history import HistoryStore
+from edge.metrics import Metrics
 from edge.notify import Notifier
 from edge.pipeline import Pipeline
 from edge.publish import HTTPServerError, Publisher
@@ -47,7 +49,8 @@ def resolve_config(opts: RunOptions) -> Config:
 
 
 def make_publishers(cfg: Config, print_events: bool, labels: tuple[str, ...],
-                    on_stdout_closed: Callable[[], None] | None = None, http: bool = True) -> list[Publisher]:
+                    on_stdout_closed: Callable[[], None] | None = None, http: bool = True,
+                    history: HistoryStore | None = None, metrics: Metrics | None = None) -> list[Publisher]:
     publishers: list[Publisher] = [StdoutPublisher(on_closed=on_stdout_closed)] if print_events else []
     if cfg.mqtt.enabled:
         from edge.publish.mqtt import MQTTPublisher
@@ -59,7 +62,7 @@ def make_publishers(cfg: Config, print_events: bool, labels: tuple[str, ...],
         def predictor() -> tuple[Classifier, FaceDetector]:  # POST /predict's own interpreter
             return Classifier(cfg.model.path, num_threads=1), FaceDetector(cfg.detector)
 
-        publishers.append(HTTPPublisher(cfg, labels, predictor))
+        publishers.append(HTTPPublisher(cfg, labels, predictor, history, metrics))
     return publishers
 
 
@@ -69,6 +72,8 @@ class Daemon:
         self.notifier = notifier or Notifier()
         self.stop = threading.Event()
         self.reload = threading.Event()
+        self.metrics = Metrics()  # for the daemon's life: counters survive a reload
+        self.history: HistoryStore | None = None  # opened in run(), kept across reloads
 
     def _signals(self) -> None:
         signal.signal(signal.SIGTERM, lambda *_: self.stop.set())
@@ -82,7 +87,9 @@ class Daemon:
         logging.getLogger().setLevel(cfg.logging.level)
         classifier = Classifier(cfg.model.path, num_threads=cfg.model.num_threads)
         detector = FaceDetector(cfg.detector)
-        publishers = make_publishers(cfg, self.opts.print_events, classifier.labels, self.stop.set)
+        self.history = HistoryStore(cfg.history) if cfg.history.enabled else None
+        publishers = make_publishers(cfg, self.opts.print_events, classifier.labels, self.stop.set,
+                                     history=self.history, metrics=self.metrics)
         grabber = self._start_grabber(cfg)  # first: a missing camera is the likeliest error
         started: list[Publisher] = []
         try:
@@ -94,7 +101,10 @@ class Daemon:
                 p.close()
             grabber.stop()
             raise
-        pipeline = Pipeline(cfg, grabber, detector, classifier, publishers)
+        if self.history:
+            self.history.start()
+        pipeline = Pipeline(cfg, grabber, detector, classifier, publishers, self.history, self.metrics)
+        pipeline.publish_starting()
         log.info("running: source %s, model %s, %s fps target%s", cfg.source.uri, cfg.model.path,
                  cfg.pacer.fps or "max", ", MQTT " + cfg.mqtt.host if cfg.mqtt.enabled else "")
         self.notifier.ready(f"running, source {cfg.source.uri}")
@@ -110,6 +120,8 @@ class Daemon:
             pipeline.grabber.stop()
             for p in pipeline.publishers:
                 p.close()
+            if self.history:
+                self.history.close()
         log.info("stopped (%s) after %d frames, %d events", why, pipeline.stats.processed, pipeline.stats.events)
         return 1 if why == "failed" else 0
 
@@ -166,15 +178,18 @@ class Daemon:
             self.notifier.ready("running (reload rejected)")
             return None
         logging.getLogger().setLevel(cfg.logging.level)
+        if cfg.history != pipeline.cfg.history:
+            log.warning("history: a changed history section takes effect at the next restart")
+        pipeline.close()  # first: the faces' visits end through the publishers they began on
         publishers = pipeline.publishers
         if (cfg.mqtt, cfg.http) != (pipeline.cfg.mqtt, pipeline.cfg.http):
             for p in publishers:
                 p.close()
-            publishers = make_publishers(cfg, self.opts.print_events, classifier.labels, self.stop.set)
+            publishers = make_publishers(cfg, self.opts.print_events, classifier.labels, self.stop.set,
+                                         history=self.history, metrics=self.metrics)
             for p in publishers:
                 p.start()
-        pipeline.close()
-        new = Pipeline(cfg, grabber, detector, classifier, publishers)
+        new = Pipeline(cfg, grabber, detector, classifier, publishers, self.history, self.metrics)
         new.seq = pipeline.seq
         log.info("config reloaded")
         self.notifier.ready("running (config reloaded)")

@@ -5,8 +5,12 @@ from __future__ import annotations
 import resource
 import time
 from collections import deque
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from edge.metrics import Metrics
 
 STAGES = ("detect", "classify", "track", "publish")  # capture is timed by the grabber thread
 
@@ -39,7 +43,8 @@ def _pct(values, q: float) -> float | None:
 
 
 class Stats:
-    def __init__(self, window: int = 4096):
+    def __init__(self, window: int = 4096, metrics: Metrics | None = None):
+        self.metrics = metrics  # also fed each stage's time and each event's latency
         self.started = time.monotonic()
         self.stage_ms = {s: deque(maxlen=window) for s in STAGES}
         self.stage_cpu_s = dict.fromkeys(STAGES, 0.0)  # the frame loop's thread CPU time, per stage
@@ -54,6 +59,7 @@ class Stats:
         self.faces = 0  # found faces, summed over frames
         self.classified = 0  # faces classified, summed over frames
         self.events = 0
+        self.visits = 0
         self.first_event_s: float | None = None
         self.first_frame_at: float | None = None  # FPS counts from here: start-up is not frame rate
         self._cpu0 = time.process_time()
@@ -61,6 +67,8 @@ class Stats:
     def add(self, stage: str, seconds: float, cpu_s: float = 0.0, faces: int = 0) -> None:
         """One frame's time in `stage`, which handled `faces` faces (searched, classified, tracked)."""
         self.stage_ms[stage].append(seconds * 1000)
+        if self.metrics:
+            self.metrics.stage(stage, seconds)
         self.stage_cpu_s[stage] += cpu_s
         if faces:
             self.stage_ms_per_face[stage].append(seconds * 1000 / faces)
@@ -89,6 +97,8 @@ class Stats:
         now = time.monotonic()
         self.events += 1
         self.latency_ms.append((now - capture_ts) * 1000)
+        if self.metrics:
+            self.metrics.event(now - capture_ts)
         if self.first_event_s is None:
             self.first_event_s = now - self.started
 
@@ -124,6 +134,7 @@ class Stats:
             "frames_coasted": self.frames_coasted,
             "frames_tracked": round(self.frames_tracked / self.processed, 4) if self.processed else 0.0,
             "events": self.events,
+            "visits": self.visits,
             "first_event_s": round(self.first_event_s, 3) if self.first_event_s is not None else None,
             "cpu_percent": round(100 * (time.process_time() - self._cpu0) / elapsed, 1),
             "rss_mb": round(rss_mb(), 1),

@@ -11,6 +11,7 @@ from edge.config import TrackerConfig
 from edge.detector import iou
 from edge.mood import face_mood
 from edge.records import Box, Event, FaceState, State
+from edge.visits import Visit
 
 
 @dataclass
@@ -24,6 +25,7 @@ class Track:
     scores: int = 0  # how many were folded in
     missed: bool = False  # the last search for it did not find it: not scored until found again
     emotion: str | None = None
+    visit: Visit | None = None  # what it did so far; from its first score
 
 
 class Tracker:
@@ -34,6 +36,7 @@ class Tracker:
     def __init__(self, cfg: TrackerConfig, labels: tuple[str, ...]):
         self.cfg, self.labels = cfg, labels
         self.tracks: list[Track] = []
+        self.ended: list[Track] = []  # tracks that left after an event, until `pop_ended` takes them
         self._next_id = 1
 
     def found(self) -> list[Track]:
@@ -73,17 +76,38 @@ class Tracker:
                 self.tracks.append(track)
                 new.append(track)
             track.box, track.last_seen, track.missed = box, ts, False
-        self.tracks = [t for t in self.tracks if ts - t.last_seen <= self.cfg.expire_s]
+        live = [t for t in self.tracks if ts - t.last_seen <= self.cfg.expire_s]
+        if len(live) < len(self.tracks):
+            self._end([t for t in self.tracks if ts - t.last_seen > self.cfg.expire_s])
+        self.tracks = live
         return new
+
+    def _end(self, tracks: list[Track]) -> None:
+        self.ended += [t for t in tracks if t.visit is not None and t.visit.events]
+
+    def end_all(self) -> None:
+        """Every face leaves now (the camera was lost, or the daemon stops): their visits end."""
+        self._end(self.tracks)
+        self.tracks = []
+
+    def pop_ended(self) -> list[Track]:
+        """The tracks that left since the last call, each with a visit that published an emotion."""
+        ended, self.ended = self.ended, []
+        return ended
 
     def score(self, tracks: list[Track], probs: np.ndarray, ts: float, wall: float) -> list[Event]:
         """Fold in the class probabilities of `tracks`, scored at their boxes at `ts`; return the
         emotion-change events."""
         events = []
         for track, p in zip(tracks, probs):
+            since, before = track.scored, track.emotion
             self._fold(track, p, ts)
             event = self._decide(track, ts, wall)
+            if track.visit is None:
+                track.visit = Visit(start=wall - (ts - track.first_seen))
+            track.visit.add(ts - since if since > -math.inf else 0.0, wall, before, face_mood(track.probs, self.labels))
             if event:
+                track.visit.event(wall, event.emotion)
                 events.append(event)
         return events
 

@@ -2,7 +2,8 @@
 
 Entities (object ids `<device id, lowercase, underscores>_<key>`):
 - sensor `dominant_emotion` (enum: the labels and "none"), sensor `faces`, sensor `mood` (-100..100);
-- event `emotion` (one event per emotion change, event_type = the emotion);
+- event `emotion` (one event per emotion change, event_type = the emotion), sensor `visits_today`,
+  event `visit` (a face left: its duration, dominant emotion and mood);
 - diagnostics: binary_sensor `camera` (connectivity), sensors `fps`, `cpu_temperature`,
   `events_dropped`;
 - camera `preview`, the latest annotated frame, only with `mqtt.publish_images`.
@@ -55,6 +56,12 @@ def discovery_configs(prefix: str, base: str, device_id: str, labels: tuple[str,
         entity("event", "emotion", "Emotion change", state_topic=f"{base}/event", event_types=list(labels),
                value_template='{{ {"event_type": value_json.emotion, "face_id": value_json.face_id, '
                               '"confidence": value_json.confidence} | tojson }}'),
+        entity("sensor", "visits_today", "Visits today", state_topic=f"{base}/state",
+               value_template="{{ value_json.visits_today }}", state_class="total_increasing", icon="mdi:account-clock"),
+        entity("event", "visit", "Visit", state_topic=f"{base}/visit", event_types=["visit"],
+               value_template='{{ {"event_type": "visit", "face_id": value_json.face_id, '
+                              '"duration_s": value_json.duration_s, "dominant": value_json.dominant, '
+                              '"mood_mean": value_json.mood_mean} | tojson }}', icon="mdi:account-arrow-right"),
         entity("binary_sensor", "camera", "Camera", state_topic=f"{base}/state", device_class="connectivity",
                value_template="{{ 'ON' if value_json.camera == 'ok' else 'OFF' }}", **diagnostic),
         entity("sensor", "fps", "Processed FPS", value_template="{{ value_json.fps_processed }}",

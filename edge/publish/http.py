@@ -5,7 +5,11 @@
 - `GET /api/events`: Server-Sent Events of every event, state and stats message;
 - `GET /stream.mjpg`: the annotated preview (MJPEG), only with the preview on;
 - `POST /predict`: a photo in (raw body or a multipart field), its faces and emotions out; its size
-  is checked on its header, and it is decoded and read on one worker thread (see `edge.upload`).
+  is checked on its header, and it is decoded and read on one worker thread (see `edge.upload`);
+- `GET /api/visits?since=&until=[&format=csv]`, `GET /api/history?day=`: the history store's visits and
+  hourly roll-up, read on a worker thread; `GET /metrics`: Prometheus text.
+
+The state exists from the start: `camera: "starting"` and no faces until the first frame.
 
 The frame loop never waits on a client: it hands over payloads and, only while someone watches the
 preview and at most `http.preview_fps` times a second, a reference to the frame. Annotation and
@@ -37,8 +41,12 @@ from edge.annotate import annotate, to_jpeg
 from edge.classifier import Classifier
 from edge.config import Config
 from edge.detector import FaceDetector
+from edge.history import HistoryError, HistoryStore, parse_time, visits_csv
+from edge.metrics import Metrics
 from edge.publish import HTTPServerError
+from edge.publish.payloads import state_payload
 from edge.records import State
+from edge.visits import day_start
 from edge.upload import UploadError, decode_image
 
 log = logging.getLogger("fer-edge.http")
@@ -82,15 +90,19 @@ class _Listener:
 
 
 class HTTPPublisher:
-    def __init__(self, cfg: Config, labels: tuple[str, ...], predictor: Callable[[], Predictor]):
+    def __init__(self, cfg: Config, labels: tuple[str, ...], predictor: Callable[[], Predictor],
+                 history: HistoryStore | None = None, metrics: Metrics | None = None):
         """`predictor` builds POST /predict's own classifier and detector, on its first use."""
+        self.history, self.metrics = history, metrics
         self.cfg, self.http, self.labels = cfg, cfg.http, labels
         self._token = self.http.token()
         self._predictor_factory = predictor
         self._predictor: Predictor | None = None
         self._predict_worker = ThreadPoolExecutor(1, thread_name_prefix="predict")  # one photo at a time
         self._predicts = 0  # POST /predict requests being read, waiting or running
-        self._state: dict | None = None
+        now = time.time()
+        today = history.count(day_start(now), now + 1) if history and history.ok else 0
+        self._state: dict = state_payload(State(camera="starting"), cfg.mqtt.device_id, now, today)
         self._stats: dict | None = None
         self._sse: set[_Listener] = set()
         self._previews: set[asyncio.Queue] = set()
@@ -164,6 +176,9 @@ class HTTPPublisher:
         self._stats = payload
         self._broadcast("stats", payload)
 
+    def visit(self, payload: dict) -> None:
+        self._broadcast("visit", payload)
+
     def image(self, jpeg: bytes) -> None:
         pass
 
@@ -208,6 +223,9 @@ class HTTPPublisher:
         app.router.add_get("/api/events", self._events)
         app.router.add_get("/stream.mjpg", self._stream)
         app.router.add_post("/predict", self._predict)
+        app.router.add_get("/api/visits", self._api_visits)
+        app.router.add_get("/api/history", self._api_history)
+        app.router.add_get("/metrics", self._metrics)
         self._frame_ready = asyncio.Event()
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -245,15 +263,65 @@ class HTTPPublisher:
                             headers={"Cache-Control": "no-cache"})
 
     async def _healthz(self, request: web.Request) -> web.Response:
-        camera = (self._state or {}).get("camera", "ok")
+        camera = self._state["camera"]
         return web.json_response({"status": "ok", "camera": camera, "preview": self.http.preview_on,
                                   "device_id": self.cfg.mqtt.device_id, "labels": list(self.labels),
                                   "version": __version__, "uptime_s": round(time.monotonic() - self.started, 1)})
 
     async def _api_state(self, request: web.Request) -> web.Response:
-        if self._state is None:
-            return _error(503, "no frame processed yet")
         return web.json_response(self._state)
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        if self.metrics is None:
+            return _error(404, "no metrics in this process")
+        body = await self._loop.run_in_executor(None, self.metrics.text)
+        return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+    def _history(self) -> HistoryStore:
+        if self.history is None:
+            raise web.HTTPServiceUnavailable(reason="history is off (history.enabled: false)")
+        if not self.history.ok:
+            raise web.HTTPServiceUnavailable(reason=f"history unavailable: {self.history.error}")
+        return self.history
+
+    @staticmethod
+    def _when(request: web.Request, key: str, default: float) -> float:
+        text = request.query.get(key)
+        if text is None or text == "":
+            return default
+        try:
+            return parse_time(text)
+        except ValueError as e:
+            raise web.HTTPBadRequest(reason=f"{key}: {e}") from None
+
+    async def _read_history(self, read: Callable[[], object]) -> object:
+        try:
+            return await self._loop.run_in_executor(None, read)
+        except HistoryError as e:
+            raise web.HTTPServiceUnavailable(reason=str(e)) from None
+
+    async def _api_visits(self, request: web.Request) -> web.Response:
+        """Visits that started in [since, until) (default: today so far), newest first; ?format=csv for a file."""
+        history = self._history()
+        now = time.time()
+        since = self._when(request, "since", day_start(now))
+        until = self._when(request, "until", now + 1)
+        if since >= until:
+            raise web.HTTPBadRequest(reason="since must be before until")
+        visits = await self._read_history(lambda: history.visits(since, until))
+        if request.query.get("format") == "csv":
+            name = f"fer-edge-visits-{time.strftime('%Y%m%d', time.localtime(since))}.csv"
+            return web.Response(text=visits_csv(visits, self.labels), content_type="text/csv",
+                                headers={"Content-Disposition": f'attachment; filename="{name}"'})
+        return web.json_response({"visits": visits})
+
+    async def _api_history(self, request: web.Request) -> web.Response:
+        """The hourly roll-up of one local day (?day=YYYY-MM-DD, default today)."""
+        history = self._history()
+        day = day_start(self._when(request, "day", time.time()))
+        hours = await self._read_history(lambda: history.day(day))
+        return web.json_response({"day": time.strftime("%Y-%m-%d", time.localtime(day)), "labels": list(self.labels),
+                                  "hours": hours})
 
     async def _api_stats(self, request: web.Request) -> web.Response:
         if self._stats is None:

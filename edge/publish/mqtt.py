@@ -49,7 +49,8 @@ class MQTTPublisher:
         self._settled = threading.Event()  # set while events may go out (not right after an announcement)
         self._settled.set()
         self._lock = threading.Lock()
-        self._events: deque[str] = deque()  # unacknowledged events, oldest first; the head may be in flight
+        self._events: deque[tuple[str, str]] = deque()  # (kind, payload) of unacknowledged events and visits,
+        # oldest first; the head may be in flight
         self._event_mid: int | None = None  # paho's id of the head event while it is in flight
         self._state: str | None = None  # the latest state, until it is handed to paho
         self._state_mid: int | None = None
@@ -58,6 +59,7 @@ class MQTTPublisher:
         self.dropped = 0
         self._dropped_in_outage = 0
         self.connected = False
+        self.connections = 0  # successful connects; all but the first are reconnects
         self._last_error: str | None = None
         self._closing = False
 
@@ -114,6 +116,7 @@ class MQTTPublisher:
             self._publish_discovery()
         with self._lock:
             self.connected = True
+            self.connections += 1
             dropped, self._dropped_in_outage = self._dropped_in_outage, 0
         if dropped:
             log.warning("MQTT: %d event(s) dropped while the broker was unreachable (mqtt.buffer_size %d)",
@@ -188,12 +191,12 @@ class MQTTPublisher:
                 if not self.connected:
                     return
                 if self._event_mid is None and self._events and self._settled.is_set():
-                    self._event_mid, kind, payload = IN_FLIGHT, "event", self._events[0]
+                    self._event_mid, (kind, payload) = IN_FLIGHT, self._events[0]
                 elif self._state_mid is None and self._state is not None:
                     self._state_mid, kind, payload, self._state = IN_FLIGHT, "state", self._state, None
                 else:
                     return
-            qos = 1 if kind == "state" else self.cfg.qos
+            qos = self.cfg.qos if kind == "event" else 1
             info = self.client.publish(f"{self.base}/{kind}", payload, qos=qos, retain=kind == "state")
             # a QoS 1+ message paho could not write (the connection dropped before it told us) stays in
             # its queue and goes out after reconnecting: handed over, like one written
@@ -201,7 +204,7 @@ class MQTTPublisher:
             with self._lock:
                 acked = sent and info.mid in self._early_acks
                 self._early_acks.discard(info.mid)
-                if kind == "event":
+                if kind != "state":
                     self._event_mid = info.mid if sent and not acked else None
                     if acked:
                         self._events.popleft()
@@ -215,13 +218,20 @@ class MQTTPublisher:
                 return
 
     def event(self, payload: dict) -> None:
+        self._enqueue("event", payload)
+
+    def visit(self, payload: dict) -> None:
+        """A visit summary: at QoS 1, in the same ordered, bounded offline queue as events."""
+        self._enqueue("visit", payload)
+
+    def _enqueue(self, kind: str, payload: dict) -> None:
         with self._lock:
             if len(self._events) >= self.cfg.buffer_size:
                 # the head is dropped unless paho holds it; then the oldest behind it
                 del self._events[1 if self._event_mid is not None else 0]
                 self.dropped += 1
                 self._dropped_in_outage += 1
-            self._events.append(encode(payload))
+            self._events.append((kind, encode(payload)))
         self._pump()
 
     def state(self, payload: dict) -> None:
@@ -239,7 +249,8 @@ class MQTTPublisher:
 
     def status(self) -> dict:
         """What the stats payload (of every publisher) says about MQTT delivery."""
-        return {"buffer_depth": len(self._events), "events_dropped": self.dropped, "mqtt_connected": self.connected}
+        return {"buffer_depth": len(self._events), "events_dropped": self.dropped, "mqtt_connected": self.connected,
+                "mqtt_reconnects": max(self.connections - 1, 0)}
 
     def stats(self, payload: dict) -> None:
         now = time.monotonic()

@@ -22,8 +22,8 @@ def event_payload(event: Event, seq: int, device_id: str) -> dict:
             "scores": event.scores, "box": list(event.box)}
 
 
-def state_payload(state: State, device_id: str, wall: float) -> dict:
-    return {"device_id": device_id, "ts": iso(wall), **state.to_dict()}
+def state_payload(state: State, device_id: str, wall: float, visits_today: int) -> dict:
+    return {"device_id": device_id, "ts": iso(wall), **state.to_dict(), "visits_today": visits_today}
 
 
 def face_jpeg(gray: np.ndarray, box: Box, size: int = 96) -> str:

@@ -1,4 +1,4 @@
-"""JSON lines on stdout: `{"type": "event", ...}` and `{"type": "state", ...}`."""
+"""JSON lines on stdout: `{"type": "event", ...}`, `{"type": "state", ...}` and `{"type": "visit", ...}`."""
 
 from __future__ import annotations
 
@@ -48,6 +48,9 @@ class StdoutPublisher:
 
     def state(self, payload: dict) -> None:
         self._write("state", payload)
+
+    def visit(self, payload: dict) -> None:
+        self._write("visit", payload)
 
     def stats(self, payload: dict) -> None:
         pass
