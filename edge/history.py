@@ -31,12 +31,10 @@ PAGE_SIZE = 1024  # small pages: a flush rewrites a few KB, not a few 4 KB pages
 MAX_PENDING = 10_000  # visits held for the writer; beyond, the oldest are dropped
 MAX_ROWS = 5000  # most visits one query returns
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS visits (
-    id INTEGER PRIMARY KEY, start REAL NOT NULL, end REAL NOT NULL, payload TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS visits_start ON visits(start);
+CREATE TABLE IF NOT EXISTS visits (start_ms INTEGER PRIMARY KEY, end REAL NOT NULL, payload TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS hours (
     hour REAL PRIMARY KEY, visits INTEGER NOT NULL, mood_s REAL NOT NULL, mood_sum REAL NOT NULL,
-    emotions TEXT NOT NULL);
+    emotions TEXT NOT NULL) WITHOUT ROWID;
 """
 
 
@@ -68,18 +66,25 @@ class HistoryStore:
         self._stop = False
         self._next_prune = 0.0
         self.writes = 0  # transactions committed
-        self._thread = threading.Thread(target=self._run, name="history", daemon=True)
+        self._thread: threading.Thread | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
-        """Open (or create) the database on the writer thread; a failure is logged, not raised."""
+        """Open (or create) the database, then start the writer; a failure is logged, not raised."""
+        try:
+            db = self._open()
+        except (sqlite3.Error, OSError) as e:
+            self._fail("cannot open", e)
+            return
+        self._thread = threading.Thread(target=self._run, args=(db,), name="history", daemon=True)
         self._thread.start()
 
     def close(self) -> None:
         """Write what is pending and stop the writer (a few seconds at most)."""
         self._stop = True
         self._wake.set()
-        self._thread.join(timeout=10)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
 
     @property
     def ok(self) -> bool:
@@ -111,27 +116,22 @@ class HistoryStore:
         db.executescript(SCHEMA)
         return db
 
-    def _run(self) -> None:
-        try:
-            db = self._open()
-        except (sqlite3.Error, OSError) as e:
-            self._fail("cannot open", e)
-            return
+    def _run(self, db: sqlite3.Connection) -> None:
         with closing(db):
-            while True:
-                self._wake.wait(self.cfg.flush_interval_s)
-                self._wake.clear()
+            while True:  # retention once an hour, from the start; a flush each interval, and a last one
                 stopping = self._stop
                 try:
                     self._flush(db)
                     if time.time() >= self._next_prune:
                         self._prune(db)
+                    if stopping:
+                        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                        return
                 except sqlite3.Error as e:
                     self._fail("cannot write", e)
                     return
-                if stopping:
-                    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-                    return
+                self._wake.wait(self.cfg.flush_interval_s)
+                self._wake.clear()
 
     def flush_now(self) -> None:
         """Wake the writer to commit what is pending now (tests, and `fer-edge history` of a live store)."""
@@ -149,8 +149,11 @@ class HistoryStore:
             _merge(hours, hour_start(visit.start), 1, 0.0, 0.0, {})
         try:
             db.execute("BEGIN IMMEDIATE")
-            db.executemany("INSERT INTO visits (start, end, payload) VALUES (?, ?, ?)",
-                           [(v.start, v.end, json.dumps(p, separators=(",", ":"))) for v, p in batch])
+            for v, p in batch:  # keyed by the start in ms (no index to rewrite); a tie moves on by a ms
+                key = _ms(v.start)
+                while db.execute("INSERT OR IGNORE INTO visits VALUES (?, ?, ?)",
+                                 (key, v.end, json.dumps(p, separators=(",", ":")))).rowcount == 0:
+                    key += 1
             for h, (n, mood_s, mood_sum, emotions) in hours.items():
                 row = db.execute("SELECT visits, mood_s, mood_sum, emotions FROM hours WHERE hour = ?", (h,)).fetchone()
                 if row:
@@ -171,7 +174,7 @@ class HistoryStore:
         the data outgrows `max_mb` (freed pages are reused, so the file stops growing)."""
         self._next_prune = time.time() + 3600
         cutoff = time.time() - self.cfg.retention_days * 86400
-        db.execute("DELETE FROM visits WHERE start < ?", (cutoff,))
+        db.execute("DELETE FROM visits WHERE start_ms < ?", (_ms(cutoff),))
         db.execute("DELETE FROM hours WHERE hour < ?", (cutoff,))
         for _ in range(20):
             used = db.execute("SELECT (SELECT page_count FROM pragma_page_count) - "
@@ -181,10 +184,10 @@ class HistoryStore:
             count = db.execute("SELECT COUNT(*) FROM visits").fetchone()[0]
             if count == 0:
                 break
-            oldest = db.execute("SELECT start FROM visits ORDER BY start LIMIT 1 OFFSET ?",
+            oldest = db.execute("SELECT start_ms FROM visits ORDER BY start_ms LIMIT 1 OFFSET ?",
                                 (max(count // 10, 1) - 1,)).fetchone()[0]
-            db.execute("DELETE FROM visits WHERE start <= ?", (oldest,))
-            db.execute("DELETE FROM hours WHERE hour < ?", (oldest - 3600,))
+            db.execute("DELETE FROM visits WHERE start_ms <= ?", (oldest,))
+            db.execute("DELETE FROM hours WHERE hour < ?", (oldest / 1000 - 3600,))
 
     # -- reads (any thread) ------------------------------------------------------------------
     def _pending_copy(self) -> list[tuple[Visit, dict]]:
@@ -194,8 +197,8 @@ class HistoryStore:
     def visits(self, since: float, until: float, limit: int = MAX_ROWS) -> list[dict]:
         """The visits that started in [since, until), newest first, at most `limit`."""
         pending = [p for v, p in self._pending_copy() if since <= v.start < until]
-        rows = _query(self.path, "SELECT payload FROM visits WHERE start >= ? AND start < ? ORDER BY start DESC "
-                      "LIMIT ?", (since, until, limit))
+        rows = _query(self.path, "SELECT payload FROM visits WHERE start_ms >= ? AND start_ms < ? "
+                      "ORDER BY start_ms DESC LIMIT ?", (_ms(since), _ms(until), limit))
         stored = [json.loads(r[0]) for r in rows]
         return (pending[::-1] + stored)[:limit]
 
@@ -225,10 +228,15 @@ class HistoryStore:
         """Visits that started in [since, until), written or not."""
         pending = sum(since <= v.start < until for v, _ in self._pending_copy())
         try:
-            rows = _query(self.path, "SELECT COUNT(*) FROM visits WHERE start >= ? AND start < ?", (since, until))
+            rows = _query(self.path, "SELECT COUNT(*) FROM visits WHERE start_ms >= ? AND start_ms < ?",
+                          (_ms(since), _ms(until)))
         except HistoryError:
             return pending
         return pending + (rows[0][0] if rows else 0)
+
+
+def _ms(t: float) -> int:
+    return round(t * 1000)
 
 
 def _hours_of(day: float, end: float) -> Iterator[float]:

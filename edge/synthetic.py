@@ -78,3 +78,15 @@ def face_clip(path: Path, frames: int, size: tuple[int, int] = (320, 240), fps: 
               switch_every: int = 45) -> Path:
     """An MJPG clip of `frames` frames, starting tense and switching expression every `switch_every`."""
     return write_clip(path, (face_frame((i // switch_every) % 2 == 0, i, size) for i in range(frames)), fps)
+
+
+def visits_clip(path: Path, on: int = 45, off: int = 20, size: tuple[int, int] = (320, 240), fps: float = 30.0) -> Path:
+    """Two visits: the face comes for `on` frames (tense, then calm the second time), and leaves for
+    `off` frames of background after each; looped, a visit every (on + off) / fps seconds."""
+    def frames():
+        for tense in (True, False):
+            for i in range(on):
+                yield face_frame(tense, i, size)
+            for i in range(on, on + off):
+                yield np.ascontiguousarray(np.roll(background(size), -i, axis=1)[:, :size[0]])
+    return write_clip(path, frames(), fps)

@@ -50,6 +50,14 @@ def wait_for(predicate, timeout: float = 15.0) -> bool:
     return False
 
 
+@pytest.fixture(scope="session", autouse=True)
+def state_directory(tmp_path_factory) -> Path:
+    """The daemons the tests start keep their history here, not in /var/lib/fer-edge."""
+    path = tmp_path_factory.mktemp("state")
+    os.environ["STATE_DIRECTORY"] = str(path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def model() -> Path:
     return REPO / "models" / "fer_int8.tflite"
@@ -120,6 +128,12 @@ def blank_clip(tmp_path_factory) -> Path:
 def face_clip(tmp_path_factory) -> Path:
     """4.5 s at 30 FPS of one drawn face: tense, calm, tense (1.5 s each)."""
     return synthetic.face_clip(tmp_path_factory.mktemp("clips") / "face.avi", 135)
+
+
+@pytest.fixture(scope="session")
+def visits_clip(tmp_path_factory) -> Path:
+    """The drawn face comes for 1.5 s and leaves for 0.67 s, twice (tense, then calm)."""
+    return synthetic.visits_clip(tmp_path_factory.mktemp("clips") / "visits.avi")
 
 
 @pytest.fixture(scope="session")

@@ -26,10 +26,11 @@ SCHEMAS = {p.name.split(".")[0]: json.loads(p.read_text()) for p in (REPO / "sch
 class Daemon:
     """fer-edge on a looping clip with its page on a free port."""
 
-    def __init__(self, tmp_path: Path, source: Path, http: dict | None = None, env: dict | None = None):
+    def __init__(self, tmp_path: Path, source: Path, http: dict | None = None, env: dict | None = None,
+                 cfg: dict | None = None):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        cfg = {"source": {"loop": True}, "http": {"port": self.port, **(http or {})}}
+        cfg = {**(cfg or {}), "source": {"loop": True}, "http": {"port": self.port, **(http or {})}}
         self.proc = start_fer_edge(tmp_path, source, cfg, env=env)
         if not wait_for(lambda: self.proc.poll() is not None or self._up(), timeout=30) or self.proc.poll() is not None:
             raise RuntimeError(f"fer-edge did not serve: {self.proc.communicate(timeout=10)[1]}")

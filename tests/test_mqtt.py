@@ -67,21 +67,27 @@ def test_pipeline_run_publishes_the_documented_payloads(broker, face_clip, tmp_p
     assert wait_for(lambda: b"stopped" in sub.payloads("/availability"))
     sub.close()
     assert sub.payloads("testcam/availability")[0] == b"online"
-    for name, suffix in (("event", "testcam/event"), ("state", "testcam/state"), ("stats", "testcam/stats")):
+    for name, suffix in (("event", "testcam/event"), ("state", "testcam/state"), ("stats", "testcam/stats"),
+                         ("visit", "testcam/visit")):
         payloads = sub.payloads(suffix)
         assert payloads, name
         for p in payloads:
             jsonschema.validate(json.loads(p), SCHEMAS[name])
     assert seqs(sub) == list(range(1, len(seqs(sub)) + 1))
+    [visit] = map(json.loads, sub.payloads("testcam/visit"))  # the face "leaves" when the daemon stops
+    assert [e["emotion"] for e in visit["events"]] == [json.loads(p)["emotion"] for p in sub.payloads("testcam/event")]
+    assert json.loads(sub.payloads("testcam/state")[0])["camera"] == "starting"
     configs = {t: json.loads(p) for t, p, _ in sub.messages if t.startswith("homeassistant/") and p}
     assert set(configs) == {f"homeassistant/{c}/testcam/{k}/config" for c, k in (
         ("sensor", "dominant_emotion"), ("sensor", "face_count"), ("sensor", "mood"), ("event", "emotion"),
-        ("binary_sensor", "camera"), ("sensor", "fps"), ("sensor", "cpu_temperature"), ("sensor", "events_dropped"))}
+        ("sensor", "visits_today"), ("event", "visit"), ("binary_sensor", "camera"), ("sensor", "fps"), ("sensor", "cpu_temperature"), ("sensor", "events_dropped"))}
     for c in configs.values():
         jsonschema.validate(c, SCHEMAS["discovery"])
         assert c["availability"][0]["topic"] == "fer-edge/testcam/availability"
         assert c["origin"]["name"] == "fer-edge" and c["origin"]["sw_version"]
     assert configs["homeassistant/event/testcam/emotion/config"]["event_types"] == list(LABELS)
+    assert configs["homeassistant/event/testcam/visit/config"]["state_topic"] == "fer-edge/testcam/visit"
+    assert configs["homeassistant/sensor/testcam/visits_today/config"]["state_class"] == "total_increasing"
     dominant = configs["homeassistant/sensor/testcam/dominant_emotion/config"]
     assert dominant["device_class"] == "enum" and dominant["options"] == [*LABELS, "none"]
     assert configs["homeassistant/sensor/testcam/mood/config"]["state_class"] == "measurement"
@@ -106,9 +112,9 @@ def test_discovery_is_sent_again_when_home_assistant_comes_online(broker):
     sub = Subscriber(broker.port, topics=("homeassistant/+/ha/#",))
     pub.start()
     configs = lambda: [t for t, p, _ in sub.messages if p]  # noqa: E731
-    assert wait_for(lambda: len(configs()) == 8)
+    assert wait_for(lambda: len(configs()) == 10)
     sub.client.publish("homeassistant/status", "online", qos=1)  # what HA sends after a restart
-    assert wait_for(lambda: len(configs()) == 16)
+    assert wait_for(lambda: len(configs()) == 20)
     pub.close()
     sub.close()
 
@@ -334,6 +340,7 @@ def test_a_lost_camera_is_published_and_faces_resume_when_it_returns(broker, fac
         assert wait_for(lambda: last("/state").get("camera") == "lost")
         assert time.monotonic() - t0 < 1.0 + 2  # source.timeout_s, then at once
         assert last("/state")["face_count"] == 0 and last("/state")["faces"] == []
+        assert last("/visit")["face_id"] == 1  # the camera's loss ended the face's visit
         assert wait_for(lambda: last("/stats").get("camera") == "lost")
         events = len(seqs(sub))
         face_stream.sending.set()

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes.util
+import json
+import re
 import shutil
 import signal
+import sqlite3
 import socket
 import subprocess
 import sys
@@ -101,6 +105,36 @@ def test_unit_file_verifies(tmp_path):
     for key in ("Type=notify", "WatchdogSec=", "Restart=on-failure", "DynamicUser=yes", "SupplementaryGroups=video",
                 "ProtectSystem=strict", "NoNewPrivileges=yes", "RestrictAddressFamilies="):
         assert key in unit
+
+
+def test_unit_scores_at_most_2_on_systemd_analyze_security(tmp_path):
+    if not shutil.which("systemd-analyze"):
+        pytest.skip("systemd-analyze not available")
+    r = subprocess.run(["systemd-analyze", "security", "--offline=yes", str(REPO / "systemd" / "fer-edge.service")],
+                       capture_output=True, text=True)
+    score = float(re.search(r"Overall exposure level for fer-edge.service: ([0-9.]+)", r.stdout).group(1))
+    assert score <= 2.0, r.stdout
+    unit = (REPO / "systemd" / "fer-edge.service").read_text()
+    for device in ("char-video4linux", "char-media", "char-dma_heap"):  # the camera stays reachable
+        assert f"DeviceAllow={device} rw" in unit
+
+
+def test_daemon_runs_under_the_units_system_call_filter_and_memory_deny_write_execute(face_clip, tmp_path):
+    if not shutil.which("systemd-analyze") or not ctypes.util.find_library("seccomp"):
+        pytest.skip("systemd-analyze or libseccomp not available")
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump({"http": {"port": free_port()}, "history": {"path": str(tmp_path / "h.db")}}))
+    r = subprocess.run([sys.executable, "tests/confine.py", "systemd/fer-edge.service", "--", *FER_EDGE, "--source",
+                        str(face_clip), "--print", "--config", str(cfg)], cwd=REPO, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    kinds = [json.loads(line)["type"] for line in r.stdout.splitlines()]
+    assert kinds.count("event") >= 2 and kinds.count("visit") == 1, r.stderr  # LiteRT, OpenCV, the page ran
+    assert sqlite3.connect(tmp_path / "h.db").execute("SELECT COUNT(*) FROM visits").fetchone()[0] == 1  # SQLite too
+    probe = "import mmap; mmap.mmap(-1, 4096, prot=7)"  # read, write and execute: what the unit forbids
+    r = subprocess.run([sys.executable, "tests/confine.py", "systemd/fer-edge.service", "--", sys.executable, "-c", probe],
+                       cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "Permission denied" in r.stderr
 
 
 def test_install_service_into_a_root(tmp_path):
