@@ -16,6 +16,8 @@ import numpy as np
 
 from edge.classifier import Classifier
 from edge.detector import FaceDetector
+from edge.history import HistoryStore
+from edge.metrics import Metrics
 from edge.pipeline import Pipeline
 from edge.service import RunOptions, make_publishers, resolve_config
 from edge.sources import Grabber, open_source
@@ -118,11 +120,19 @@ def run_benchmark(opts: RunOptions, watch: bool = False, tile: int = 1) -> dict:
     cfg = resolve_config(RunOptions(opts.config_path, overrides))
     classifier = Classifier(cfg.model.path, num_threads=cfg.model.num_threads)
     grabber = Grabber(open_source(cfg.source), realtime=cfg.source.realtime, backoff=cfg.source.reopen_backoff_s)
-    publishers = make_publishers(cfg, print_events=False, labels=classifier.labels, http=watch)
-    pipeline = Pipeline(cfg, grabber, FaceDetector(cfg.detector), classifier, publishers)
+    # the daemon's history (in a temporary place: a benchmark keeps no visits) and metrics, so that RSS and CPU count them
+    history_dir = tempfile.TemporaryDirectory()
+    history = HistoryStore(cfg.history.model_copy(update={"path": Path(history_dir.name) / "history.db"})) \
+        if cfg.history.enabled else None
+    metrics = Metrics()
+    publishers = make_publishers(cfg, print_events=False, labels=classifier.labels, http=watch, history=history,
+                                 metrics=metrics)
+    pipeline = Pipeline(cfg, grabber, FaceDetector(cfg.detector), classifier, publishers, history, metrics)
     rss = RssSampler()
     for p in publishers:
         p.start()
+    if history:
+        history.start()
     watcher = PreviewWatcher(cfg.http.port) if watch else None
     if watcher:
         watcher.start()
@@ -139,6 +149,9 @@ def run_benchmark(opts: RunOptions, watch: bool = False, tile: int = 1) -> dict:
         grabber.stop()
         for p in publishers:
             p.close()
+        if history:
+            history.close()
+        history_dir.cleanup()
         if tmp:
             tmp.cleanup()
     source = "synthetic (one drawn face)" if tmp else clip

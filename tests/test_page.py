@@ -66,3 +66,25 @@ def test_page_shows_the_emotion_and_preview_and_reads_a_dropped_photo(browser, t
         assert (tmp_path / "page.png").stat().st_size > 10_000
     finally:
         d.stop()
+
+
+def test_history_view_draws_a_day_and_exports_it(browser, tmp_path, visits_clip):
+    d = Daemon(tmp_path, visits_clip, cfg={"history": {"path": str(tmp_path / "h.db"), "flush_interval_s": 0.2},
+                                           "tracker": {"expire_s": 0.3}})
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(d.base + "/")
+        page.wait_for_function("/^[0-9]+ visits? /.test(document.getElementById('history-summary').textContent)",
+                               timeout=40000)  # a visit ends: the page reloads the day
+        page.wait_for_function("parseInt(document.getElementById('history-summary').textContent) >= 2", timeout=40000)
+        assert page.locator("#chart-visits rect").count() >= 1  # the hours with visits
+        assert page.locator("#chart-mix rect").count() >= 1 and page.locator("#chart-mood circle").count() >= 1
+        assert page.locator("#visits-table tr").count() >= 3  # a header and the visits
+        csv = page.evaluate("fetch(document.getElementById('csv').href).then((r) => r.text())")
+        assert csv.startswith("start,end,duration_s") and len(csv.splitlines()) >= 3
+        page.fill("#day", "2020-01-01")  # another day: nothing, said in words
+        page.dispatch_event("#day", "change")
+        page.wait_for_function("document.getElementById('history-summary').textContent === 'no visits on this day'")
+        assert page.locator("#chart-visits rect").count() == 24 and page.locator("#chart-mood circle").count() == 0
+    finally:
+        d.stop()
