@@ -61,7 +61,8 @@ class HistoryStore:
         self.path = cfg.database()
         self.error: str | None = None  # why there is no history, once that is so
         self._pending: list[tuple[Visit, dict]] = []
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the pending list (the frame loop waits on it only for an append)
+        self._io = threading.Lock()  # a flush or a read: a read sees each visit once, pending or written
         self._wake = threading.Event()
         self._stop = False
         self._next_prune = 0.0
@@ -138,6 +139,10 @@ class HistoryStore:
         self._wake.set()
 
     def _flush(self, db: sqlite3.Connection) -> None:
+        with self._io:
+            self._commit(db)
+
+    def _commit(self, db: sqlite3.Connection) -> None:
         with self._lock:
             batch, self._pending = self._pending, []
         if not batch:
@@ -196,9 +201,10 @@ class HistoryStore:
 
     def visits(self, since: float, until: float, limit: int = MAX_ROWS) -> list[dict]:
         """The visits that started in [since, until), newest first, at most `limit`."""
-        pending = [p for v, p in self._pending_copy() if since <= v.start < until]
-        rows = _query(self.path, "SELECT payload FROM visits WHERE start_ms >= ? AND start_ms < ? "
-                      "ORDER BY start_ms DESC LIMIT ?", (_ms(since), _ms(until), limit))
+        with self._io:
+            pending = [p for v, p in self._pending_copy() if since <= v.start < until]
+            rows = _query(self.path, "SELECT payload FROM visits WHERE start_ms >= ? AND start_ms < ? "
+                          "ORDER BY start_ms DESC LIMIT ?", (_ms(since), _ms(until), limit))
         stored = [json.loads(r[0]) for r in rows]
         return (pending[::-1] + stored)[:limit]
 
@@ -206,11 +212,13 @@ class HistoryStore:
         """The roll-up of the local day starting at `day`: one entry an hour (23 to 25 on DST days)."""
         end = day_start(day + 36 * 3600)
         hours: dict[float, list] = {}
-        for h, n, mood_s, mood_sum, emotions in _query(
-                self.path, "SELECT hour, visits, mood_s, mood_sum, emotions FROM hours WHERE hour >= ? AND hour < ?",
-                (day, end)):
+        with self._io:
+            rows = _query(self.path, "SELECT hour, visits, mood_s, mood_sum, emotions FROM hours "
+                          "WHERE hour >= ? AND hour < ?", (day, end))
+            pending = self._pending_copy()
+        for h, n, mood_s, mood_sum, emotions in rows:
             _merge(hours, h, n, mood_s, mood_sum, json.loads(emotions))
-        for visit, _ in self._pending_copy():
+        for visit, _ in pending:
             for h, acc in visit.hours.items():
                 if day <= h < end:
                     _merge(hours, h, 0, acc.mood_s, acc.mood_sum, acc.emotion_s)
@@ -226,12 +234,13 @@ class HistoryStore:
 
     def count(self, since: float, until: float) -> int:
         """Visits that started in [since, until), written or not."""
-        pending = sum(since <= v.start < until for v, _ in self._pending_copy())
-        try:
-            rows = _query(self.path, "SELECT COUNT(*) FROM visits WHERE start_ms >= ? AND start_ms < ?",
-                          (_ms(since), _ms(until)))
-        except HistoryError:
-            return pending
+        with self._io:
+            pending = sum(since <= v.start < until for v, _ in self._pending_copy())
+            try:
+                rows = _query(self.path, "SELECT COUNT(*) FROM visits WHERE start_ms >= ? AND start_ms < ?",
+                              (_ms(since), _ms(until)))
+            except HistoryError:
+                return pending
         return pending + (rows[0][0] if rows else 0)
 
 

@@ -187,7 +187,8 @@ def test_metrics_need_the_token_like_every_endpoint(tmp_path, face_clip):
     d = Daemon(tmp_path, face_clip, http={"host": "0.0.0.0"}, env={"FER_EDGE_HTTP_TOKEN": "s3cret"})
     try:
         assert d.get("/metrics")[0] == 401 and d.get("/api/visits")[0] == 401
-        status, body, _ = d.get("/metrics", headers={"Authorization": "Bearer s3cret"})
-        assert status == 200 and b"fer_edge_frames_processed_total" in body
+        scrape = lambda: d.get("/metrics", headers={"Authorization": "Bearer s3cret"})  # noqa: E731
+        assert scrape()[0] == 200  # at once: the histograms; the frame counters once the pipeline is up
+        assert wait_for(lambda: b"fer_edge_frames_processed_total" in scrape()[1])
     finally:
         d.stop()
