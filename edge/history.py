@@ -17,13 +17,13 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import closing
 from datetime import datetime
 from pathlib import Path
 
 from edge.config import HistoryConfig
-from edge.visits import Visit, day_start, hour_start
+from edge.visits import Visit, hour_start, next_day, next_hour
 
 log = logging.getLogger("fer-edge.history")
 
@@ -50,6 +50,14 @@ def _merge(into: dict[float, list], hour: float, visits: int, mood_s: float, moo
     row[2] += mood_sum
     for k, v in emotions.items():
         row[3][k] = row[3].get(k, 0.0) + v
+
+
+def _roll_up(into: dict[float, list], visits: Iterable[Visit]) -> None:
+    """Add visits to hourly rows: their time in each hour, and one visit to the hour each started in."""
+    for visit in visits:
+        for h, acc in visit.hours.items():
+            _merge(into, h, 0, acc.mood_s, acc.mood_sum, acc.emotion_s)
+        _merge(into, hour_start(visit.start), 1, 0.0, 0.0, {})
 
 
 class HistoryStore:
@@ -148,10 +156,7 @@ class HistoryStore:
         if not batch:
             return
         hours: dict[float, list] = {}
-        for visit, _ in batch:
-            for h, acc in visit.hours.items():
-                _merge(hours, h, 0, acc.mood_s, acc.mood_sum, acc.emotion_s)
-            _merge(hours, hour_start(visit.start), 1, 0.0, 0.0, {})
+        _roll_up(hours, (v for v, _ in batch))
         try:
             db.execute("BEGIN IMMEDIATE")
             for v, p in batch:  # keyed by the start in ms (no index to rewrite); a tie moves on by a ms
@@ -210,7 +215,7 @@ class HistoryStore:
 
     def day(self, day: float) -> list[dict]:
         """The roll-up of the local day starting at `day`: one entry an hour (23 to 25 on DST days)."""
-        end = day_start(day + 36 * 3600)
+        end = next_day(day)
         hours: dict[float, list] = {}
         with self._io:
             rows = _query(self.path, "SELECT hour, visits, mood_s, mood_sum, emotions FROM hours "
@@ -218,12 +223,7 @@ class HistoryStore:
             pending = self._pending_copy()
         for h, n, mood_s, mood_sum, emotions in rows:
             _merge(hours, h, n, mood_s, mood_sum, json.loads(emotions))
-        for visit, _ in pending:
-            for h, acc in visit.hours.items():
-                if day <= h < end:
-                    _merge(hours, h, 0, acc.mood_s, acc.mood_sum, acc.emotion_s)
-            if day <= visit.start < end:
-                _merge(hours, hour_start(visit.start), 1, 0.0, 0.0, {})
+        _roll_up(hours, (v for v, _ in pending))  # hours outside the day are not read below
         out = []
         for h in _hours_of(day, end):
             n, mood_s, mood_sum, emotions = hours.get(h, (0, 0.0, 0.0, {}))
@@ -252,7 +252,7 @@ def _hours_of(day: float, end: float) -> Iterator[float]:
     h = day
     while h < end:
         yield h
-        h = hour_start(h + 3601)
+        h = next_hour(h)
 
 
 def _query(path: Path, sql: str, args: tuple) -> list[tuple]:

@@ -23,7 +23,7 @@ from edge.schedule import FaceSchedule
 from edge.sources import Grabber
 from edge.stats import Stats, cpu_temperature
 from edge.tracker import Tracker
-from edge.visits import day_start
+from edge.visits import day_start, next_day
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class Pipeline:
         if self._day[0] <= wall < self._day[1]:
             return
         start = day_start(wall)
-        self._day = (start, day_start(start + 36 * 3600))
+        self._day = (start, next_day(start))
         self.visits_today = self.history.count(*self._day) if self.history and self.history.ok else 0
 
     def _publish_visits(self, wall: float) -> None:

@@ -24,6 +24,16 @@ def day_start(wall: float) -> float:
     return datetime.fromtimestamp(wall).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
 
 
+def next_hour(start: float) -> float:
+    """The start of the local hour after the one starting at `start`."""
+    return hour_start(start + 3601)
+
+
+def next_day(start: float) -> float:
+    """The start of the local day after the one starting at `start` (23 to 25 hours on DST days)."""
+    return day_start(start + 36 * 3600)
+
+
 @dataclass
 class Hour:
     """One face's part of one local hour: seconds in each published emotion, and its mood."""
@@ -53,7 +63,7 @@ class Visit:
             return
         if not self._hour[0] <= wall < self._hour[1]:
             h0 = hour_start(wall)
-            self._hour = (h0, hour_start(h0 + 3601))
+            self._hour = (h0, next_hour(h0))
         hour = self.hours.setdefault(self._hour[0], Hour())
         for acc in (self, hour):
             if emotion is not None:
